@@ -1,0 +1,349 @@
+//! The slot scheduler: runs one recipe through the four stages under timeouts, retries with
+//! exponential backoff and the predictive deadline abort.
+//!
+//! ```text
+//!   slot started ── checkpoint before_start
+//!        ├── audio (attempts, backoff) ──┐   first failure cancels the sibling
+//!        └── image (attempts, backoff) ──┤
+//!                                        └─ checkpoint before_video ── video ── checkpoint before_clip ── clip
+//! ```
+//!
+//! Every wait goes through [`crate::rt`], so this file runs unchanged under tokio and madsim.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::try_join;
+use tracing::info;
+
+use crate::config::Orchestration;
+use crate::events::TARGET;
+use crate::outcome::{
+    ms, Abort, AttemptRecord, AttemptResult, Checkpoint, Completed, FailReason, Failure, Outcome, Outputs, SlotMeta,
+    SlotResult, Timing,
+};
+use crate::predictor::{Predictor, Remaining, StaticPredictor};
+use crate::recipe::Recipe;
+use crate::rt::{self, Instant};
+use crate::stage::{PerStage, Stage, StageError, Stages, Verdict};
+
+/// The outputs of a completed slot for backend `S`.
+pub type SlotOutputs<S> =
+    Outputs<<S as Stages>::Audio, <S as Stages>::Image, <S as Stages>::Video, <S as Stages>::Verdict>;
+
+/// The result of one slot for backend `S`.
+pub type SlotReport<S> = SlotResult<SlotOutputs<S>>;
+
+/// The scheduler's policy as durations, taken once from [`Orchestration`].
+#[derive(Debug, Clone)]
+struct Policy {
+    buffer: Duration,
+    backoff_base: Duration,
+    timeouts: PerStage<Duration>,
+    retries: PerStage<u32>,
+}
+
+/// Runs slots through a [`Stages`] backend.
+///
+/// ```
+/// # #[cfg(not(madsim))] {
+/// use std::time::Duration;
+/// use vortex::{Config, Recipe, SlotScheduler, StaticPredictor};
+/// # use vortex::{Stages, StageError, Verdict};
+/// # struct Instant; struct Pass;
+/// # impl Verdict for Pass { fn passed(&self) -> bool { true } }
+/// # impl Stages for Instant {
+/// #     type Audio = (); type Image = (); type Video = (); type Verdict = Pass;
+/// #     async fn audio(&self, _: &Recipe, _: u32) -> Result<(), StageError> { Ok(()) }
+/// #     async fn image(&self, _: &Recipe, _: u32) -> Result<(), StageError> { Ok(()) }
+/// #     async fn video(&self, _: &Recipe, _: &(), _: &(), _: u32) -> Result<(), StageError> { Ok(()) }
+/// #     async fn clip(&self, _: &Recipe, _: &(), _: u32) -> Result<Pass, StageError> { Ok(Pass) }
+/// # }
+/// let cfg = Config::default();
+/// let predictor = StaticPredictor::new(cfg.orchestration.targets.durations());
+/// let scheduler = SlotScheduler::new(Instant, predictor, &cfg.orchestration);
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+/// let result = rt.block_on(scheduler.run_slot(&Recipe::new(1, "Hello.", "a news anchor"), Duration::from_secs(45)));
+/// assert!(result.completed().unwrap().deadline_met);
+/// # }
+/// ```
+pub struct SlotScheduler<S, P = StaticPredictor> {
+    stages: S,
+    predictor: P,
+    policy: Policy,
+    predictive_abort: bool,
+}
+
+/// Why a slot stopped before completing.
+enum Stop {
+    Aborted(Abort),
+    Failed(Failure),
+}
+
+impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
+    /// A scheduler with the given backend, predictor and policy.
+    pub fn new(stages: S, predictor: P, orchestration: &Orchestration) -> Self {
+        let policy = Policy {
+            buffer: orchestration.deadline_buffer_s.duration(),
+            backoff_base: orchestration.backoff_base_s.duration(),
+            timeouts: orchestration.timeouts.durations(),
+            retries: orchestration.retry_policy.counts(),
+        };
+        SlotScheduler { stages, predictor, policy, predictive_abort: true }
+    }
+
+    /// Turns the checkpoint aborts off (retries are still skipped when they cannot fit). The
+    /// simulator uses this to ask what an aborted slot would have done had it continued.
+    pub fn with_predictive_abort(mut self, enabled: bool) -> Self {
+        self.predictive_abort = enabled;
+        self
+    }
+
+    /// The backend.
+    pub fn stages(&self) -> &S {
+        &self.stages
+    }
+
+    /// The predictor.
+    pub fn predictor(&self) -> &P {
+        &self.predictor
+    }
+
+    /// Runs one slot to its outcome; `deadline` is relative to the slot's start.
+    pub async fn run_slot(&self, recipe: &Recipe, deadline: Duration) -> SlotReport<S> {
+        let slot = SlotRun::new(recipe.slot_id, deadline);
+        info!(target: TARGET, event = "slot_started", slot_id = recipe.slot_id, elapsed_ms = 0.0,
+              deadline_ms = ms(deadline), "slot started");
+        let outcome = match self.drive(&slot, recipe).await {
+            Ok(completed) => Outcome::Completed(completed),
+            Err(Stop::Aborted(abort)) => Outcome::Aborted(abort),
+            Err(Stop::Failed(failure)) => Outcome::Failed(failure),
+        };
+        let result = slot.finish(outcome, deadline);
+        emit_final(&result);
+        result
+    }
+
+    async fn drive(&self, slot: &SlotRun, recipe: &Recipe) -> Result<Completed<SlotOutputs<S>>, Stop> {
+        self.checkpoint(slot, Checkpoint::BeforeStart)?;
+        // try_join returns at the first error and drops the other future: that is the sibling's
+        // cancellation, so nothing keeps running for a dead slot.
+        let (audio, image) = try_join(
+            self.run_stage(slot, Stage::Audio, |n| self.stages.audio(recipe, n)),
+            self.run_stage(slot, Stage::Image, |n| self.stages.image(recipe, n)),
+        )
+        .await
+        .map_err(Stop::Failed)?;
+        self.checkpoint(slot, Checkpoint::BeforeVideo)?;
+        let video = self
+            .run_stage(slot, Stage::Video, |n| self.stages.video(recipe, &audio, &image, n))
+            .await
+            .map_err(Stop::Failed)?;
+        self.checkpoint(slot, Checkpoint::BeforeClip)?;
+        let verdict = self.run_stage(slot, Stage::Clip, |n| self.stages.clip(recipe, &video, n)).await.map_err(Stop::Failed)?;
+        let elapsed = slot.elapsed();
+        Ok(Completed {
+            deadline_met: elapsed <= slot.deadline,
+            clip_passed: verdict.passed(),
+            outputs: Outputs { audio, image, video, verdict },
+        })
+    }
+
+    /// Continues only if `(deadline - now) - buffer >= estimated remaining work`.
+    fn checkpoint(&self, slot: &SlotRun, checkpoint: Checkpoint) -> Result<(), Stop> {
+        if !self.predictive_abort {
+            return Ok(());
+        }
+        let work = match checkpoint {
+            Checkpoint::BeforeStart => Remaining::Slot,
+            Checkpoint::BeforeVideo => Remaining::From(Stage::Video),
+            Checkpoint::BeforeClip => Remaining::From(Stage::Clip),
+        };
+        let remaining = self.predictor.remaining(work);
+        if self.fits(slot, remaining) {
+            return Ok(());
+        }
+        let elapsed = slot.elapsed();
+        Err(Stop::Aborted(Abort { checkpoint, elapsed, predicted_finish: elapsed + remaining }))
+    }
+
+    /// True when `work` fits in the time left before the deadline, less the safety buffer.
+    fn fits(&self, slot: &SlotRun, work: Duration) -> bool {
+        slot.time_left().saturating_sub(self.policy.buffer) >= work && slot.time_left() >= self.policy.buffer
+    }
+
+    /// Runs one stage's attempts until one succeeds, the retries run out, or a retry cannot fit.
+    async fn run_stage<T, F, Fut>(&self, slot: &SlotRun, stage: Stage, mut attempt_fn: F) -> Result<T, Failure>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, StageError>>,
+    {
+        let max_attempts = self.policy.retries.get(stage) + 1;
+        let stage_start = slot.elapsed();
+        for attempt in 0..max_attempts {
+            let stage_timeout = *self.policy.timeouts.get(stage);
+            let left = slot.time_left();
+            let limit = stage_timeout.min(left);
+            let record = slot.open_attempt(stage, attempt);
+            let reason = match rt::timeout(limit, attempt_fn(attempt)).await {
+                Ok(Ok(output)) => {
+                    let took = slot.close_attempt(record, AttemptResult::Ok);
+                    self.predictor.observe(stage, took);
+                    let stage_time = slot.elapsed() - stage_start;
+                    slot.set_stage_time(stage, stage_time);
+                    emit_complete(slot, stage, attempt + 1, stage_time);
+                    return Ok(output);
+                }
+                Ok(Err(error)) => {
+                    slot.close_attempt(record, AttemptResult::Error);
+                    FailReason::Error(error)
+                }
+                Err(rt::TimedOut) => {
+                    slot.close_attempt(record, AttemptResult::TimedOut { capped_by_deadline: left < stage_timeout });
+                    FailReason::TimedOut
+                }
+            };
+            let attempts = attempt + 1;
+            let failure = |retry_skipped| Failure { stage, reason: reason.clone(), attempts, retry_skipped };
+            if attempts == max_attempts {
+                return Err(failure(false));
+            }
+            let backoff = self.policy.backoff_base * 2u32.pow(attempt);
+            if !self.fits(slot, backoff + self.predictor.remaining(Remaining::From(stage))) {
+                return Err(failure(true));
+            }
+            info!(target: TARGET, event = "stage_retry", slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()),
+                  stage = stage.name(), next_attempt = attempts, backoff_ms = ms(backoff),
+                  reason = reason_name(&reason), "stage retry");
+            rt::sleep(backoff).await;
+        }
+        unreachable!("the loop returns on the last attempt")
+    }
+}
+
+/// The mutable state of one running slot. The two parallel stages share it, hence the mutex; it is
+/// never held across an await.
+struct SlotRun {
+    slot_id: u64,
+    start: Instant,
+    deadline: Duration,
+    inner: Mutex<SlotLog>,
+}
+
+struct SlotLog {
+    attempts: Vec<OpenAttempt>,
+    stage_time: PerStage<Option<Duration>>,
+}
+
+struct OpenAttempt {
+    stage: Stage,
+    attempt: u32,
+    start: Duration,
+    end: Option<(Duration, AttemptResult)>,
+}
+
+impl SlotRun {
+    fn new(slot_id: u64, deadline: Duration) -> Self {
+        let inner = SlotLog { attempts: Vec::with_capacity(8), stage_time: PerStage::default() };
+        SlotRun { slot_id, start: rt::now(), deadline, inner: Mutex::new(inner) }
+    }
+
+    fn elapsed(&self) -> Duration {
+        rt::now() - self.start
+    }
+
+    fn time_left(&self) -> Duration {
+        self.deadline.saturating_sub(self.elapsed())
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, SlotLog> {
+        self.inner.lock().expect("slot log poisoned")
+    }
+
+    fn open_attempt(&self, stage: Stage, attempt: u32) -> usize {
+        let start = self.elapsed();
+        let mut log = self.log();
+        log.attempts.push(OpenAttempt { stage, attempt, start, end: None });
+        log.attempts.len() - 1
+    }
+
+    /// Records how an attempt ended and returns how long it ran.
+    fn close_attempt(&self, index: usize, result: AttemptResult) -> Duration {
+        let end = self.elapsed();
+        let mut log = self.log();
+        let open = &mut log.attempts[index];
+        assert!(open.end.is_none(), "attempt closed twice");
+        open.end = Some((end, result));
+        end - open.start
+    }
+
+    fn set_stage_time(&self, stage: Stage, took: Duration) {
+        *self.log().stage_time.get_mut(stage) = Some(took);
+    }
+
+    /// Closes the books: attempts still open were cancelled at the slot's end.
+    fn finish<O>(self, outcome: Outcome<O>, deadline: Duration) -> SlotResult<O> {
+        let end = self.elapsed();
+        let log = self.inner.into_inner().expect("slot log poisoned");
+        let mut attempts = PerStage::default();
+        let log_records: Vec<AttemptRecord> = log
+            .attempts
+            .into_iter()
+            .map(|a| {
+                *attempts.get_mut(a.stage) += 1;
+                let (stop, result) = a.end.unwrap_or((end, AttemptResult::Cancelled));
+                AttemptRecord { stage: a.stage, attempt: a.attempt, start: a.start, duration: stop - a.start, result }
+            })
+            .collect();
+        let stage_ms = |s: Stage| log.stage_time.get(s).map(ms);
+        let timing = Timing {
+            audio_ms: stage_ms(Stage::Audio),
+            image_ms: stage_ms(Stage::Image),
+            video_ms: stage_ms(Stage::Video),
+            clip_ms: stage_ms(Stage::Clip),
+            total_ms: ms(end),
+        };
+        for stage in Stage::ALL {
+            assert!(timing.stage_ms(stage).is_none_or(|t| t <= timing.total_ms), "a stage outlasted its slot");
+        }
+        SlotResult { meta: SlotMeta { slot_id: self.slot_id, start: self.start, end, deadline }, outcome, timing, attempts, log: log_records }
+    }
+}
+
+fn reason_name(reason: &FailReason) -> &'static str {
+    match reason {
+        FailReason::TimedOut => "timeout",
+        FailReason::Error(_) => "error",
+    }
+}
+
+fn emit_complete(slot: &SlotRun, stage: Stage, attempts: u32, took: Duration) {
+    let (event, message) = match stage {
+        Stage::Audio => ("audio_complete", "audio complete"),
+        Stage::Image => ("image_complete", "image complete"),
+        Stage::Video => ("video_complete", "video complete"),
+        Stage::Clip => ("clip_complete", "clip complete"),
+    };
+    info!(target: TARGET, event, slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()), stage = stage.name(),
+          attempts, stage_ms = ms(took), "{message}");
+}
+
+fn emit_final<O>(result: &SlotResult<O>) {
+    let slot_id = result.meta.slot_id;
+    let elapsed_ms = ms(result.meta.end);
+    match &result.outcome {
+        Outcome::Completed(c) => info!(target: TARGET, event = "slot_complete", slot_id, elapsed_ms,
+            total_ms = result.timing.total_ms, deadline_met = c.deadline_met, clip_passed = c.clip_passed, "slot complete"),
+        Outcome::Aborted(a) => info!(target: TARGET, event = "slot_aborted", slot_id, elapsed_ms,
+            checkpoint = a.checkpoint.name(), predicted_finish_ms = ms(a.predicted_finish), "slot aborted"),
+        Outcome::Failed(f) => {
+            let error = match &f.reason {
+                FailReason::Error(e) => e.message(),
+                FailReason::TimedOut => "",
+            };
+            info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
+                  reason = reason_name(&f.reason), error, attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
+        }
+    }
+}
