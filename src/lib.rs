@@ -37,7 +37,9 @@ pub mod scheduler;
 pub mod stage;
 
 pub use config::{Config, ConfigError};
-pub use outcome::{Abort, AttemptRecord, AttemptResult, Checkpoint, Completed, FailReason, Failure, Outcome, SlotResult, Timing};
+pub use outcome::{
+    Abort, AttemptRecord, AttemptResult, Checkpoint, Completed, FailReason, Failure, Outcome, SlotResult, Timing,
+};
 pub use predictor::{Predictor, Remaining, StaticPredictor};
 pub use recipe::Recipe;
 pub use scheduler::{SlotOutputs, SlotReport, SlotScheduler};

@@ -141,7 +141,8 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
             .await
             .map_err(Stop::Failed)?;
         self.checkpoint(slot, Checkpoint::BeforeClip)?;
-        let verdict = self.run_stage(slot, Stage::Clip, |n| self.stages.clip(recipe, &video, n)).await.map_err(Stop::Failed)?;
+        let verdict =
+            self.run_stage(slot, Stage::Clip, |n| self.stages.clip(recipe, &video, n)).await.map_err(Stop::Failed)?;
         let elapsed = slot.elapsed();
         Ok(Completed {
             deadline_met: elapsed <= slot.deadline,
@@ -307,7 +308,13 @@ impl SlotRun {
         for stage in Stage::ALL {
             assert!(timing.stage_ms(stage).is_none_or(|t| t <= timing.total_ms), "a stage outlasted its slot");
         }
-        SlotResult { meta: SlotMeta { slot_id: self.slot_id, start: self.start, end, deadline }, outcome, timing, attempts, log: log_records }
+        SlotResult {
+            meta: SlotMeta { slot_id: self.slot_id, start: self.start, end, deadline },
+            outcome,
+            timing,
+            attempts,
+            log: log_records,
+        }
     }
 }
 

@@ -9,9 +9,7 @@ use std::time::Duration;
 use common::{assert_ms, policy, policy_with_buffer, policy_with_retries, recipe, secs, Scripted, Seen, Step};
 use vortex::config::Orchestration;
 use vortex::events::Recorder;
-use vortex::{
-    AttemptResult, Checkpoint, FailReason, Outcome, SlotReport, SlotScheduler, Stage, StaticPredictor,
-};
+use vortex::{AttemptResult, Checkpoint, FailReason, Outcome, SlotReport, SlotScheduler, Stage, StaticPredictor};
 
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -46,7 +44,8 @@ async fn deadline_check_passes_with_enough_time_and_aborts_with_too_little() {
     // extra millisecond absorbs the simulator's nanosecond scheduling jitter).
     let enough = run(Scripted::ok(2.0, 12.0, 8.0, 1.0), &policy(), Duration::from_millis(26_001)).await;
     assert!(enough.completed().is_some(), "26 s - 5 s buffer >= 21 s of work: {:?}", enough.outcome);
-    let short = run(Scripted::ok(2.0, 12.0, 8.0, 1.0), &policy(), Duration::from_secs(25) + Duration::from_millis(999)).await;
+    let short =
+        run(Scripted::ok(2.0, 12.0, 8.0, 1.0), &policy(), Duration::from_secs(25) + Duration::from_millis(999)).await;
     let Outcome::Aborted(abort) = short.outcome else { panic!("expected an abort, got {:?}", short.outcome) };
     assert_eq!(abort.checkpoint, Checkpoint::BeforeStart);
     assert_eq!(abort.elapsed, Duration::ZERO);
@@ -96,7 +95,8 @@ async fn exhausted_retries_fail_the_slot_with_exponential_backoff() {
     assert!(!failure.retry_skipped);
     assert!(matches!(&failure.reason, FailReason::Error(e) if e.message() == "audio failed on attempt 2"));
     // Attempts at 0, 1.5 (1 s + 0.5 s backoff) and 3.5 (1 s + 1 s backoff) s; the last fails at 4.5 s.
-    let starts: Vec<f64> = result.log.iter().filter(|a| a.stage == Stage::Audio).map(|a| a.start.as_secs_f64()).collect();
+    let starts: Vec<f64> =
+        result.log.iter().filter(|a| a.stage == Stage::Audio).map(|a| a.start.as_secs_f64()).collect();
     assert_eq!(starts.len(), 3);
     for (got, want) in starts.iter().zip([0.0, 1.5, 3.5]) {
         assert_ms(got * 1e3, want * 1e3);

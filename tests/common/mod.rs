@@ -47,7 +47,12 @@ impl Scripted {
     /// Every stage succeeds after the given seconds.
     pub fn ok(audio: f64, image: f64, video: f64, clip: f64) -> Self {
         Scripted {
-            script: PerStage::new(vec![Step::Ok(audio)], vec![Step::Ok(image)], vec![Step::Ok(video)], vec![Step::Ok(clip)]),
+            script: PerStage::new(
+                vec![Step::Ok(audio)],
+                vec![Step::Ok(image)],
+                vec![Step::Ok(video)],
+                vec![Step::Ok(clip)],
+            ),
             clip_passes: true,
             seen: Arc::default(),
         }
@@ -104,7 +109,11 @@ struct Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        let event = if self.finished { Seen::Finished(self.stage, self.attempt) } else { Seen::Dropped(self.stage, self.attempt) };
+        let event = if self.finished {
+            Seen::Finished(self.stage, self.attempt)
+        } else {
+            Seen::Dropped(self.stage, self.attempt)
+        };
         self.seen.lock().unwrap().push(event);
     }
 }
@@ -123,7 +132,13 @@ impl Stages for Scripted {
         self.attempt(Stage::Image, attempt)
     }
 
-    fn video(&self, _: &Recipe, _: &(), _: &(), attempt: u32) -> impl std::future::Future<Output = Result<(), StageError>> + Send {
+    fn video(
+        &self,
+        _: &Recipe,
+        _: &(),
+        _: &(),
+        attempt: u32,
+    ) -> impl std::future::Future<Output = Result<(), StageError>> + Send {
         self.attempt(Stage::Video, attempt)
     }
 

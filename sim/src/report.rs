@@ -1,0 +1,328 @@
+//! The simulation report: one data type, rendered as a table, as JSON (`--json`) and as an SVG
+//! plot (`--plot`, see `plot.rs`). Field names are fixed: tools read them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+use vortex::{PerStage, Stage};
+
+use crate::scenario::Scenario;
+use crate::tally::{CheckpointKey, Kind, Latencies, Tally};
+
+/// The report of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario seed.
+    pub seed: u64,
+    /// Slots simulated.
+    pub slots: u64,
+    /// Slots per outcome.
+    pub outcomes: Outcomes,
+    /// Rates over all slots (see the field docs for the exceptions).
+    pub rates: Rates,
+    /// Retry attempts.
+    pub retries: Retries,
+    /// Latency summaries, milliseconds.
+    pub latency_ms: LatencyMs,
+    /// Stage time spent on slots that did not finish on time, seconds.
+    pub wasted_gpu_s: f64,
+    /// A few slot indices per outcome kind, for `vortex-sim replay`.
+    pub examples: BTreeMap<String, Vec<u64>>,
+}
+
+/// Slots per outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcomes {
+    /// Completed by the deadline.
+    pub on_time: u64,
+    /// Completed after the deadline.
+    pub late: u64,
+    /// Aborted before audio and image.
+    pub aborted_before_start: u64,
+    /// Aborted before video.
+    pub aborted_before_video: u64,
+    /// Aborted before clip.
+    pub aborted_before_clip: u64,
+    /// Failed because the stage exhausted its attempts by timeout.
+    pub timed_out: PerStage<u64>,
+    /// Failed because the stage exhausted its attempts by error.
+    pub failed: PerStage<u64>,
+    /// Completed slots whose self-check failed (also counted as on time or late).
+    pub clip_rejected: u64,
+}
+
+/// Rates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rates {
+    /// On-time slots over all slots.
+    pub on_time: f64,
+    /// 1 − on_time.
+    pub deadline_miss: f64,
+    /// Aborted slots over all slots.
+    pub abort: f64,
+    /// Aborted slots that would have met the deadline had they continued, over all slots.
+    pub false_abort: f64,
+    /// Aborted slots that would indeed have missed, over aborted slots (null without aborts).
+    pub abort_precision: Option<f64>,
+    /// Retry attempts that succeeded, over retry attempts (null without retries).
+    pub retry_recovery: Option<f64>,
+}
+
+/// Retry counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retries {
+    /// Retry attempts started.
+    pub attempted: u64,
+    /// Retry attempts that succeeded.
+    pub recovered: u64,
+}
+
+/// Latency summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyMs {
+    /// Total slot latency of completed slots.
+    pub total: Summary,
+    /// Finished audio attempts.
+    pub audio: Summary,
+    /// Finished image attempts.
+    pub image: Summary,
+    /// Finished video attempts.
+    pub video: Summary,
+    /// Finished clip attempts.
+    pub clip: Summary,
+}
+
+/// Percentiles of a latency histogram (3 significant digits), in milliseconds; null when empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Values.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// 99.9th percentile.
+    pub p999: Option<f64>,
+    /// Largest value (exact).
+    pub max: Option<f64>,
+    /// Mean (exact).
+    pub mean: Option<f64>,
+    /// Distribution-free 95% interval of P99 from order statistics; a bound is null when there
+    /// are too few values to place it.
+    pub p99_ci95: [Option<f64>; 2],
+}
+
+impl Summary {
+    /// Summarises one histogram.
+    pub fn of(l: &Latencies) -> Summary {
+        let n = l.count();
+        if n == 0 {
+            return Summary { count: 0, p50: None, p90: None, p99: None, p999: None, max: None, mean: None, p99_ci95: [None, None] };
+        }
+        // hdrhistogram answers the top of a bucket; the exact min and max bound the truth, so a
+        // constant latency reads back exactly.
+        let at = |q: f64| Some(ms(l.hist.value_at_quantile(q).clamp(l.min_us, l.max_us)));
+        let rank = |k: u64| at((k as f64 - 0.5) / n as f64);
+        let (lo, hi) = order_statistic_ci(n, 0.99);
+        Summary {
+            count: n,
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: Some(ms(l.max_us)),
+            mean: Some(round3(l.sum_us as f64 / n as f64 / 1e3)),
+            p99_ci95: [lo.and_then(rank), hi.and_then(rank)],
+        }
+    }
+}
+
+/// 1-based ranks (l, u) with P(X(l) <= quantile q <= X(u)) >= 95% for n samples, by the normal
+/// approximation of the binomial; `None` where a rank falls outside 1..=n.
+pub fn order_statistic_ci(n: u64, q: f64) -> (Option<u64>, Option<u64>) {
+    let nf = n as f64;
+    let half = 1.96 * (nf * q * (1.0 - q)).sqrt();
+    let lo = (nf * q - half).floor();
+    let hi = (nf * q + half).ceil() + 1.0;
+    let in_range = |r: f64| (r >= 1.0 && r <= nf).then_some(r as u64);
+    (in_range(lo), in_range(hi))
+}
+
+fn ms(us: u64) -> f64 {
+    round3(us as f64 / 1e3)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn ratio(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| round6(num as f64 / den as f64))
+}
+
+impl Report {
+    /// Builds the report from a run's tally.
+    pub fn new(scenario: &Scenario, tally: &Tally) -> Report {
+        let slots = tally.slots;
+        let on_time = tally.count(Kind::OnTime);
+        let aborted = tally.aborted();
+        let on_time_rate = ratio(on_time, slots).unwrap_or(0.0);
+        Report {
+            scenario: scenario.name.clone(),
+            seed: scenario.seed,
+            slots,
+            outcomes: Outcomes {
+                on_time,
+                late: tally.count(Kind::Late),
+                aborted_before_start: tally.count(Kind::Aborted(CheckpointKey::BeforeStart)),
+                aborted_before_video: tally.count(Kind::Aborted(CheckpointKey::BeforeVideo)),
+                aborted_before_clip: tally.count(Kind::Aborted(CheckpointKey::BeforeClip)),
+                timed_out: PerStage::from_fn(|s| tally.count(Kind::TimedOut(s))),
+                failed: PerStage::from_fn(|s| tally.count(Kind::Failed(s))),
+                clip_rejected: tally.clip_rejected,
+            },
+            rates: Rates {
+                on_time: on_time_rate,
+                deadline_miss: round6(1.0 - on_time_rate),
+                abort: ratio(aborted, slots).unwrap_or(0.0),
+                false_abort: ratio(tally.aborted_would_have_met, slots).unwrap_or(0.0),
+                abort_precision: ratio(aborted - tally.aborted_would_have_met, aborted),
+                retry_recovery: ratio(tally.retries_recovered, tally.retries_attempted),
+            },
+            retries: Retries { attempted: tally.retries_attempted, recovered: tally.retries_recovered },
+            latency_ms: LatencyMs {
+                total: Summary::of(&tally.total),
+                audio: Summary::of(&tally.stages.audio),
+                image: Summary::of(&tally.stages.image),
+                video: Summary::of(&tally.stages.video),
+                clip: Summary::of(&tally.stages.clip),
+            },
+            wasted_gpu_s: round3(tally.wasted_us as f64 / 1e6),
+            examples: tally.examples.clone(),
+        }
+    }
+
+    /// The report as pretty JSON (byte-identical for the same scenario and seed).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes") + "\n"
+    }
+
+    /// The report as a table for a terminal.
+    pub fn to_table(&self, scenario: &Scenario) -> String {
+        let o = &self.outcomes;
+        let r = &self.rates;
+        let orch = &scenario.config.orchestration;
+        let pct = |x: f64| format!("{:.2}%", x * 100.0);
+        let opt_pct = |x: Option<f64>| x.map_or("-".into(), pct);
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "scenario {}  seed {}  slots {}  deadline {} s  buffer {} s",
+            self.scenario,
+            self.seed,
+            self.slots,
+            scenario.deadline.as_secs_f64(),
+            orch.deadline_buffer_s.get()
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "outcome                     slots      share");
+        let mut row = |name: &str, n: u64| {
+            let _ = writeln!(t, "  {name:<24} {n:>7}  {:>9}", pct(n as f64 / self.slots.max(1) as f64));
+        };
+        row("on time", o.on_time);
+        row("late", o.late);
+        row("aborted before start", o.aborted_before_start);
+        row("aborted before video", o.aborted_before_video);
+        row("aborted before clip", o.aborted_before_clip);
+        for s in Stage::ALL {
+            row(&format!("timed out: {s}"), *o.timed_out.get(s));
+        }
+        for s in Stage::ALL {
+            row(&format!("failed: {s}"), *o.failed.get(s));
+        }
+        row("clip rejected (completed)", o.clip_rejected);
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "rates  on time {}  deadline miss {}  abort {}  false abort {}  abort precision {}",
+            pct(r.on_time),
+            pct(r.deadline_miss),
+            pct(r.abort),
+            pct(r.false_abort),
+            opt_pct(r.abort_precision)
+        );
+        let _ = writeln!(
+            t,
+            "retries  attempted {}  recovered {}  recovery {}   wasted GPU {:.1} s",
+            self.retries.attempted,
+            self.retries.recovered,
+            opt_pct(r.retry_recovery),
+            self.wasted_gpu_s
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "latency ms      count       p50       p90       p99     p99.9       max      mean   p99 95% CI"
+        );
+        let l = &self.latency_ms;
+        for (name, s) in [("total", &l.total), ("audio", &l.audio), ("image", &l.image), ("video", &l.video), ("clip", &l.clip)] {
+            let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
+            let _ = writeln!(
+                t,
+                "  {name:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   [{}, {}]",
+                s.count,
+                f(s.p50),
+                f(s.p90),
+                f(s.p99),
+                f(s.p999),
+                f(s.max),
+                f(s.mean),
+                f(s.p99_ci95[0]),
+                f(s.p99_ci95[1])
+            );
+        }
+        if !self.examples.is_empty() {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "example slots (vortex-sim replay SCENARIO --slot K):");
+            for (kind, slots) in &self.examples {
+                let list: Vec<String> = slots.iter().map(u64::to_string).collect();
+                let _ = writeln!(t, "  {kind:<24} {}", list.join(" "));
+            }
+        }
+        t
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file beside it, then a rename, so a failed
+/// run never leaves a half-written report.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_statistic_interval_brackets_the_quantile() {
+        // n = 10_000, q = 0.99: mean rank 9900, sd sqrt(99) ≈ 9.95, so about ±19.5 ranks.
+        assert_eq!(order_statistic_ci(10_000, 0.99), (Some(9880), Some(9921)));
+        // Too few values to bound P99 from above.
+        assert_eq!(order_statistic_ci(100, 0.99).1, None);
+    }
+}

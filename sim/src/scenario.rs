@@ -1,0 +1,297 @@
+//! Scenario files: the conditions a simulation runs under (latency and failure distributions per
+//! stage, slot count, seed, deadline) and the orchestration policy under test.
+//!
+//! Every field is documented in `docs/scenarios.md`. Loading is strict: unknown keys are refused,
+//! and every error names the file, the key path and the bad value.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_yaml_ng::{Mapping, Value};
+use vortex::config::{from_value, invalid, parse_yaml, Secs};
+use vortex::{Config, ConfigError, PerStage, Stage};
+
+use crate::dist::Latency;
+
+/// The most slots one run may simulate: bounds memory and run time of a typo'd `slots`.
+pub const MAX_SLOTS: u64 = 100_000_000;
+
+/// A loaded, checked scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short name, used in reports.
+    pub name: String,
+    /// What situation it models.
+    pub description: Option<String>,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Slots to simulate.
+    pub slots: u64,
+    /// Each slot's deadline, relative to its start.
+    pub deadline: Duration,
+    /// The base config with the scenario's `orchestration` overrides applied.
+    pub config: Config,
+    /// Latency and failure model per stage.
+    pub stages: PerStage<StageModel>,
+    /// GPU sharing between audio and image.
+    pub gpu: GpuModel,
+    /// The file it came from (`<inline>` for text).
+    pub origin: String,
+}
+
+/// How one stage behaves.
+#[derive(Debug, Clone)]
+pub struct StageModel {
+    /// Latency of an attempt, in seconds.
+    pub latency: Latency,
+    /// Probability that an attempt fails after a uniform fraction of its latency.
+    pub transient_failure: f64,
+    /// Probability that an attempt never finishes.
+    pub hang: f64,
+    /// Probability that the CLIP self-check rejects (verification stage only).
+    pub reject: f64,
+}
+
+/// Section `gpu`.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuModel {
+    /// While audio and image both run, each progresses at 1/parallel_slowdown of its solo speed.
+    pub parallel_slowdown: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_slots", deserialize_with = "slot_count")]
+    slots: u64,
+    #[serde(default = "default_deadline")]
+    deadline_s: Secs,
+    #[serde(default)]
+    config: Option<PathBuf>,
+    #[serde(default)]
+    orchestration: Option<Mapping>,
+    stages: StagesFile,
+    #[serde(default)]
+    gpu: GpuFile,
+}
+
+fn default_slots() -> u64 {
+    10_000
+}
+
+fn default_deadline() -> Secs {
+    Secs::new(45.0).expect("45 s is a valid deadline")
+}
+
+fn slot_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u64::try_from(n) {
+        Ok(n) if (1..=MAX_SLOTS).contains(&n) => Ok(n),
+        _ => Err(serde::de::Error::custom(format!("expected a slot count from 1 to {MAX_SLOTS}, got {n}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StagesFile {
+    audio: StageFile,
+    image: StageFile,
+    video: StageFile,
+    clip: StageFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageFile {
+    latency: Latency,
+    #[serde(default)]
+    transient_failure: Probability,
+    #[serde(default)]
+    hang: Probability,
+    #[serde(default)]
+    reject: Option<Probability>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GpuFile {
+    #[serde(default = "one")]
+    parallel_slowdown: f64,
+}
+
+impl Default for GpuFile {
+    fn default() -> Self {
+        GpuFile { parallel_slowdown: 1.0 }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A probability in [0, 1].
+#[derive(Debug, Clone, Copy, Default)]
+struct Probability(f64);
+
+impl<'de> Deserialize<'de> for Probability {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&p) {
+            Ok(Probability(p))
+        } else {
+            Err(serde::de::Error::custom(format!("expected a probability from 0 to 1, got {p}")))
+        }
+    }
+}
+
+/// One `--set KEY=VALUE` override, applied to the scenario file before it is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Dotted key path, e.g. `orchestration.deadline_buffer_s`.
+    pub key: String,
+    /// The value, parsed as YAML (`4` is a number, `abc` a string).
+    pub value: Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (key, value) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(format!("expected a dotted key such as orchestration.deadline_buffer_s, got {key:?}"));
+        }
+        let value = serde_yaml_ng::from_str(value).map_err(|e| format!("{key}: cannot read value {value:?}: {e}"))?;
+        Ok(Override { key: key.to_string(), value })
+    }
+}
+
+impl Scenario {
+    /// Loads a scenario file, applying `overrides` (from `--set`) first.
+    pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: origin.clone(), source })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Scenario::from_yaml_str(&origin, &text, base_dir, overrides)
+    }
+
+    /// Parses scenario text; relative paths in it are taken from `base_dir`.
+    pub fn from_yaml_str(
+        origin: &str,
+        text: &str,
+        base_dir: &Path,
+        overrides: &[Override],
+    ) -> Result<Scenario, ConfigError> {
+        let file: ScenarioFile = if overrides.is_empty() {
+            parse_yaml(origin, text)? // straight from text: errors keep their line numbers
+        } else {
+            let mut value: Value = parse_yaml(origin, text)?;
+            for o in overrides {
+                set_path(&mut value, &o.key, o.value.clone()).map_err(|m| invalid(origin, &o.key, m))?;
+            }
+            from_value(origin, value)?
+        };
+        Scenario::build(origin, file, base_dir)
+    }
+
+    fn build(origin: &str, file: ScenarioFile, base_dir: &Path) -> Result<Scenario, ConfigError> {
+        let base = match &file.config {
+            Some(p) => Config::load(&base_dir.join(p))?,
+            None => Config::default(),
+        };
+        let config = match file.orchestration {
+            None => base,
+            Some(overrides) => {
+                let mut merged = base.to_value();
+                merge(&mut merged["orchestration"], Value::Mapping(overrides));
+                Config::from_value(origin, merged)?
+            }
+        };
+        let gpu = GpuModel { parallel_slowdown: file.gpu.parallel_slowdown };
+        if !(gpu.parallel_slowdown.is_finite() && gpu.parallel_slowdown >= 1.0) {
+            return Err(invalid(
+                origin,
+                "gpu.parallel_slowdown",
+                format!("expected a number >= 1.0 (1.0: perfect overlap), got {}", gpu.parallel_slowdown),
+            ));
+        }
+        let files = file.stages;
+        let mut stages = PerStage::new(files.audio, files.image, files.video, files.clip);
+        let mut models = Vec::with_capacity(4);
+        for stage in Stage::ALL {
+            let f = stages.get_mut(stage);
+            let key = format!("stages.{stage}");
+            if stage != Stage::Clip && f.reject.is_some() {
+                return Err(invalid(origin, &format!("{key}.reject"), "only the clip stage has a self-check to reject"));
+            }
+            f.latency.resolve_files(base_dir, &format!("{key}.latency")).map_err(|m| {
+                let (k, msg) = m.split_once(": ").unwrap_or((&key, &m));
+                invalid(origin, k, msg)
+            })?;
+            models.push(StageModel {
+                latency: f.latency.clone(),
+                transient_failure: f.transient_failure.0,
+                hang: f.hang.0,
+                reject: f.reject.unwrap_or_default().0,
+            });
+        }
+        let mut models = models.into_iter();
+        let stages = PerStage::from_fn(|_| models.next().expect("four stage models"));
+        Ok(Scenario {
+            name: file.name,
+            description: file.description,
+            seed: file.seed,
+            slots: file.slots,
+            deadline: file.deadline_s.duration(),
+            config,
+            stages,
+            gpu,
+            origin: origin.to_string(),
+        })
+    }
+}
+
+/// Sets `a.b.c` in a YAML tree, creating maps on the way.
+fn set_path(root: &mut Value, key: &str, value: Value) -> Result<(), String> {
+    let mut node = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if node.is_null() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else {
+            return Err(format!("cannot set {key}: {} is not a map", parts[..i].join(".")));
+        };
+        let entry = map.entry(Value::String(part.to_string())).or_insert(Value::Null);
+        if i + 1 == parts.len() {
+            *entry = value;
+            return Ok(());
+        }
+        node = entry;
+    }
+    unreachable!("a key has at least one part")
+}
+
+/// Deep-merges `over` into `base`: maps merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(base), Value::Mapping(over)) => {
+            for (k, v) in over {
+                match base.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}

@@ -1,0 +1,225 @@
+//! Counting slot results as they come, in integer microseconds so that merging tallies in any
+//! grouping gives identical totals.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use vortex::{AttemptResult, Checkpoint, FailReason, Outcome, PerStage, SlotResult, Stage};
+
+/// Example slot indices kept per outcome kind.
+pub const EXAMPLES_PER_KIND: usize = 5;
+
+/// Highest latency the histograms hold: one hour, far past any deadline.
+const HIST_MAX_US: u64 = 3_600_000_000;
+
+/// A latency histogram (hdrhistogram, 3 significant digits) with the exact sum, min and max.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    /// The histogram, in microseconds.
+    pub hist: Histogram<u64>,
+    /// Exact sum, for the mean.
+    pub sum_us: u128,
+    /// Exact smallest value.
+    pub min_us: u64,
+    /// Exact largest value.
+    pub max_us: u64,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            hist: Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds"),
+            sum_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one latency.
+    pub fn record(&mut self, d: Duration) {
+        let us = micros(d).min(HIST_MAX_US);
+        self.hist.record(us).expect("value within the histogram's bounds");
+        self.sum_us += us as u128;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// Adds another tally's values.
+    pub fn merge(&mut self, other: &Latencies) {
+        self.hist.add(&other.hist).expect("histograms of equal bounds");
+        self.sum_us += other.sum_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+}
+
+/// Microseconds, rounded to nearest (the simulator's scheduling jitter is nanoseconds).
+pub fn micros(d: Duration) -> u64 {
+    ((d.as_nanos() + 500) / 1000) as u64
+}
+
+/// How a slot ended, as the report counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Completed by the deadline.
+    OnTime,
+    /// Completed after the deadline.
+    Late,
+    /// Aborted at a checkpoint.
+    Aborted(CheckpointKey),
+    /// A stage exhausted its attempts by timeout.
+    TimedOut(Stage),
+    /// A stage exhausted its attempts by error.
+    Failed(Stage),
+}
+
+/// `Checkpoint`, ordered for use as a map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckpointKey {
+    /// Before audio and image.
+    BeforeStart,
+    /// Before video.
+    BeforeVideo,
+    /// Before clip.
+    BeforeClip,
+}
+
+impl From<Checkpoint> for CheckpointKey {
+    fn from(c: Checkpoint) -> Self {
+        match c {
+            Checkpoint::BeforeStart => CheckpointKey::BeforeStart,
+            Checkpoint::BeforeVideo => CheckpointKey::BeforeVideo,
+            Checkpoint::BeforeClip => CheckpointKey::BeforeClip,
+        }
+    }
+}
+
+impl Kind {
+    /// Classifies a slot result.
+    pub fn of<O>(result: &SlotResult<O>) -> Kind {
+        match &result.outcome {
+            Outcome::Completed(c) if c.deadline_met => Kind::OnTime,
+            Outcome::Completed(_) => Kind::Late,
+            Outcome::Aborted(a) => Kind::Aborted(a.checkpoint.into()),
+            Outcome::Failed(f) if f.reason == FailReason::TimedOut => Kind::TimedOut(f.stage),
+            Outcome::Failed(f) => Kind::Failed(f.stage),
+        }
+    }
+
+    /// The report's name for this kind (`on_time`, `aborted_before_video`, `timed_out_image`...).
+    pub fn name(self) -> String {
+        match self {
+            Kind::OnTime => "on_time".into(),
+            Kind::Late => "late".into(),
+            Kind::Aborted(CheckpointKey::BeforeStart) => "aborted_before_start".into(),
+            Kind::Aborted(CheckpointKey::BeforeVideo) => "aborted_before_video".into(),
+            Kind::Aborted(CheckpointKey::BeforeClip) => "aborted_before_clip".into(),
+            Kind::TimedOut(s) => format!("timed_out_{s}"),
+            Kind::Failed(s) => format!("failed_{s}"),
+        }
+    }
+}
+
+/// Everything a report needs, accumulated slot by slot.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Slots counted.
+    pub slots: u64,
+    /// Slots per outcome kind.
+    pub kinds: BTreeMap<Kind, u64>,
+    /// Completed slots whose CLIP self-check failed.
+    pub clip_rejected: u64,
+    /// Aborted slots that would have completed by the deadline had they continued.
+    pub aborted_would_have_met: u64,
+    /// Retry attempts started.
+    pub retries_attempted: u64,
+    /// Retry attempts that succeeded.
+    pub retries_recovered: u64,
+    /// Total latency of completed slots.
+    pub total: Latencies,
+    /// Latency of finished attempts (success or error), per stage.
+    pub stages: PerStage<Latencies>,
+    /// Attempt time (every attempt, cancelled ones included) on slots that did not finish on time.
+    pub wasted_us: u128,
+    /// The first few slot indices of each kind (and `clip_rejected`).
+    pub examples: BTreeMap<String, Vec<u64>>,
+}
+
+impl Tally {
+    /// Counts one slot; `would_have_met` is the counterfactual of an aborted slot.
+    pub fn record<O>(&mut self, index: u64, result: &SlotResult<O>, would_have_met: Option<bool>) {
+        let kind = Kind::of(result);
+        self.slots += 1;
+        *self.kinds.entry(kind).or_default() += 1;
+        self.example(kind.name(), index);
+        if let Some(c) = result.completed() {
+            self.total.record(result.meta.end);
+            if !c.clip_passed {
+                self.clip_rejected += 1;
+                self.example("clip_rejected".into(), index);
+            }
+        }
+        if would_have_met == Some(true) {
+            self.aborted_would_have_met += 1;
+        }
+        for a in &result.log {
+            if a.attempt > 0 {
+                self.retries_attempted += 1;
+                self.retries_recovered += u64::from(a.result == AttemptResult::Ok);
+            }
+            if matches!(a.result, AttemptResult::Ok | AttemptResult::Error) {
+                self.stages.get_mut(a.stage).record(a.duration);
+            }
+            if kind != Kind::OnTime {
+                self.wasted_us += micros(a.duration) as u128;
+            }
+        }
+    }
+
+    fn example(&mut self, name: String, index: u64) {
+        let list = self.examples.entry(name).or_default();
+        if list.len() < EXAMPLES_PER_KIND {
+            list.push(index);
+        }
+    }
+
+    /// Adds a later tally (slots with higher indices): examples keep the earliest indices.
+    pub fn merge(&mut self, other: &Tally) {
+        self.slots += other.slots;
+        for (k, n) in &other.kinds {
+            *self.kinds.entry(*k).or_default() += n;
+        }
+        self.clip_rejected += other.clip_rejected;
+        self.aborted_would_have_met += other.aborted_would_have_met;
+        self.retries_attempted += other.retries_attempted;
+        self.retries_recovered += other.retries_recovered;
+        self.total.merge(&other.total);
+        for s in Stage::ALL {
+            self.stages.get_mut(s).merge(other.stages.get(s));
+        }
+        self.wasted_us += other.wasted_us;
+        for (name, list) in &other.examples {
+            let mine = self.examples.entry(name.clone()).or_default();
+            let room = EXAMPLES_PER_KIND.saturating_sub(mine.len());
+            mine.extend(list.iter().take(room));
+        }
+    }
+
+    /// Slots of one kind.
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.kinds.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Aborted slots at any checkpoint.
+    pub fn aborted(&self) -> u64 {
+        self.kinds.iter().filter(|(k, _)| matches!(k, Kind::Aborted(_))).map(|(_, n)| n).sum()
+    }
+}

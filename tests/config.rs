@@ -1,0 +1,129 @@
+//! `config.yaml` loading: the shipped file, and every kind of bad input refused with an error that
+//! names the file, the key path and the bad value.
+
+use std::process::Command;
+
+use vortex::{Config, ConfigError};
+
+const GOOD: &str = "
+orchestration:
+  deadline_buffer_s: 5
+  backoff_base_s: 0.5
+  timeouts: { audio_s: 3, image_s: 15, video_s: 10, clip_s: 2 }
+  retry_policy: { audio: 1, image: 0, video: 0, clip: 0 }
+  targets: { audio_s: 2, image_s: 12, video_s: 8, clip_s: 1 }
+";
+
+fn refused(text: &str) -> String {
+    match Config::from_yaml_str("test.yaml", text) {
+        Ok(c) => panic!("accepted bad config: {c:?}"),
+        Err(e @ ConfigError::Invalid { .. }) => e.to_string(),
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+#[test]
+fn shipped_config_yaml_holds_the_built_in_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml");
+    assert_eq!(Config::load(&path).unwrap(), Config::default());
+    assert_eq!(Config::from_yaml_str("test.yaml", GOOD).unwrap(), Config::default());
+}
+
+#[test]
+fn bad_durations_are_refused_with_file_key_and_value() {
+    for (bad, shown) in [("-1", "-1"), ("0", "0"), (".nan", ".nan"), (".inf", ".inf"), ("-.inf", "-.inf")] {
+        let message = refused(&GOOD.replace("image_s: 15", &format!("image_s: {bad}")));
+        assert!(
+            message.starts_with(&format!(
+                "test.yaml: orchestration.timeouts.image_s: expected a positive, finite number of seconds, got {shown}"
+            )),
+            "{message}"
+        );
+    }
+    let message = refused(&GOOD.replace("backoff_base_s: 0.5", "backoff_base_s: \"soon\""));
+    assert!(message.starts_with("test.yaml: orchestration.backoff_base_s: invalid type: string \"soon\""), "{message}");
+}
+
+#[test]
+fn deadline_buffer_may_be_zero_but_not_negative() {
+    let zero =
+        Config::from_yaml_str("test.yaml", &GOOD.replace("deadline_buffer_s: 5", "deadline_buffer_s: 0")).unwrap();
+    assert_eq!(zero.orchestration.deadline_buffer_s.get(), 0.0);
+    let message = refused(&GOOD.replace("deadline_buffer_s: 5", "deadline_buffer_s: -0.5"));
+    assert!(
+        message.starts_with(
+            "test.yaml: orchestration.deadline_buffer_s: expected a finite number of seconds >= 0, got -0.5"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let message = refused(&GOOD.replace("audio_s: 3,", "audio_s: 3, audio_ms: 3000,"));
+    assert!(message.starts_with("test.yaml: orchestration.timeouts.audio_ms: unknown field `audio_ms`"), "{message}");
+    let message = refused(&format!("{GOOD}\nlogging: verbose\n"));
+    assert!(message.starts_with("test.yaml: logging: unknown field `logging`"), "{message}");
+    let message = refused(&format!("{GOOD}\nmodels: {{ flux: /weights/flux.gguf }}\n"));
+    assert!(message.starts_with("test.yaml: models.flux: unknown field `flux`"), "{message}");
+}
+
+#[test]
+fn missing_required_keys_are_refused() {
+    let message = refused(&GOOD.replace("video_s: 8, ", ""));
+    assert!(message.starts_with("test.yaml: orchestration.targets: missing field `video_s`"), "{message}");
+    let message = refused(&GOOD.replace("  backoff_base_s: 0.5\n", ""));
+    assert!(message.starts_with("test.yaml: orchestration: missing field `backoff_base_s`"), "{message}");
+}
+
+#[test]
+fn retry_counts_above_the_cap_are_refused() {
+    let message = refused(&GOOD.replace("audio: 1,", "audio: 6,"));
+    assert!(
+        message.starts_with("test.yaml: orchestration.retry_policy.audio: expected a retry count from 0 to 5, got 6"),
+        "{message}"
+    );
+    let message = refused(&GOOD.replace("audio: 1,", "audio: -1,"));
+    assert!(message.contains("got -1"), "{message}");
+}
+
+#[test]
+fn device_and_vram_sections_are_checked() {
+    let message = refused(&format!("{GOOD}\ndevice: {{ name: gpu0 }}\n"));
+    assert!(message.starts_with("test.yaml: device.name: expected `cpu` or `cuda:N`, got \"gpu0\""), "{message}");
+    let cuda = Config::from_yaml_str("test.yaml", &format!("{GOOD}\ndevice: {{ name: \"cuda:1\" }}\n")).unwrap();
+    assert_eq!(cuda.device.name, vortex::config::DeviceName::Cuda(1));
+    let message = refused(&format!("{GOOD}\nvram: {{ soft_limit_gb: 12, hard_limit_gb: 11 }}\n"));
+    assert!(
+        message.starts_with("test.yaml: vram.soft_limit_gb: must not exceed vram.hard_limit_gb (11), got 12"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err = Config::load(std::path::Path::new("/nonexistent/config.yaml")).unwrap_err();
+    assert!(err.to_string().starts_with("/nonexistent/config.yaml: cannot read:"), "{err}");
+}
+
+#[test]
+fn config_check_command_prints_effective_values_or_the_error() {
+    let bin = env!("CARGO_BIN_EXE_vortex");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ok = Command::new(bin).args(["config", "check", "config.yaml"]).current_dir(root).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(stdout.contains("config.yaml: valid") && stdout.contains("deadline_buffer_s: 5.0"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, GOOD.replace("clip_s: 2", "clip_s: -2")).unwrap();
+    let out = Command::new(bin).args(["config", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr
+            .contains("bad.yaml: orchestration.timeouts.clip_s: expected a positive, finite number of seconds, got -2"),
+        "{stderr}"
+    );
+}
