@@ -8,7 +8,7 @@
 //! as JSON; tests and the simulator's replay capture them with [`Recorder`].
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer};
@@ -58,6 +58,12 @@ pub struct Recorder {
 impl Recorder {
     /// Installs the recorder as this thread's subscriber until the guard is dropped.
     pub fn set_default(&self) -> tracing::subscriber::DefaultGuard {
+        // tracing-core skips its dispatcher list while only one dispatcher is registered, and
+        // then asks the *calling thread's* default instead: a callsite first hit on another
+        // thread (a parallel test, a worker) would cache "never" for everyone, and this recorder
+        // would miss its events. A second, permanent no-op dispatcher keeps the list in use.
+        static KEEP_DISPATCHER_LIST: OnceLock<tracing::Dispatch> = OnceLock::new();
+        KEEP_DISPATCHER_LIST.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
     }
 

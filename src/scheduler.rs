@@ -344,13 +344,15 @@ fn emit_final<O>(result: &SlotResult<O>) {
             total_ms = result.timing.total_ms, deadline_met = c.deadline_met, clip_passed = c.clip_passed, "slot complete"),
         Outcome::Aborted(a) => info!(target: TARGET, event = "slot_aborted", slot_id, elapsed_ms,
             checkpoint = a.checkpoint.name(), predicted_finish_ms = ms(a.predicted_finish), "slot aborted"),
-        Outcome::Failed(f) => {
-            let error = match &f.reason {
-                FailReason::Error(e) => e.message(),
-                FailReason::TimedOut => "",
-            };
-            info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
-                  reason = reason_name(&f.reason), error, attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
-        }
+        Outcome::Failed(f) => match &f.reason {
+            FailReason::Error(e) => {
+                info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
+                reason = "error", error = e.message(), attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
+            }
+            FailReason::TimedOut => {
+                info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
+                reason = "timeout", attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
+            }
+        },
     }
 }

@@ -36,7 +36,10 @@ enum Kind {
     LogNormal(LogNormal<f64>),
     Gamma(Gamma<f64>),
     Empirical(Empirical),
-    Mixture { cumulative: Vec<f64>, parts: Vec<Latency> },
+    Mixture {
+        cumulative: Vec<f64>,
+        parts: Vec<Latency>,
+    },
 }
 
 /// Samples given inline, or a file still to be read relative to the scenario file.
@@ -109,7 +112,13 @@ fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
         }
         match line.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => samples.push(v),
-            _ => return Err(format!("{} line {}: expected a latency in seconds >= 0, got {line:?}", path.display(), n + 1)),
+            _ => {
+                return Err(format!(
+                    "{} line {}: expected a latency in seconds >= 0, got {line:?}",
+                    path.display(),
+                    n + 1
+                ))
+            }
         }
     }
     if samples.is_empty() {
@@ -230,7 +239,11 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                 "uniform" => {
                     let [lo, hi]: [f64; 2] = map.next_value()?;
                     non_negative("uniform min", lo)
-                        .and_then(|()| check(hi.is_finite() && hi >= lo, || format!("uniform needs [min, max] with min <= max, got [{lo}, {hi}]")))
+                        .and_then(|()| {
+                            check(hi.is_finite() && hi >= lo, || {
+                                format!("uniform needs [min, max] with min <= max, got [{lo}, {hi}]")
+                            })
+                        })
                         .map(|()| Kind::Uniform(lo, hi))
                 }
                 "normal" => {
@@ -242,7 +255,11 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                 "lognormal" => {
                     let s: LogNormalSpec = map.next_value()?;
                     positive("median", s.median)
-                        .and_then(|()| check(s.p99.is_finite() && s.p99 >= s.median, || format!("p99 must be >= median ({}), got {}", s.median, s.p99)))
+                        .and_then(|()| {
+                            check(s.p99.is_finite() && s.p99 >= s.median, || {
+                                format!("p99 must be >= median ({}), got {}", s.median, s.p99)
+                            })
+                        })
                         .map(|()| {
                             let sigma = (s.p99 / s.median).ln() / Z99;
                             Kind::LogNormal(LogNormal::new(s.median.ln(), sigma).expect("checked parameters"))
@@ -267,7 +284,11 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                 return Err(de::Error::custom("give exactly one distribution (plus an optional `max`)"));
             }
         }
-        let kind = kind.ok_or_else(|| de::Error::custom("missing the distribution: one of constant, uniform, normal, lognormal, gamma, empirical, mixture"))?;
+        let kind = kind.ok_or_else(|| {
+            de::Error::custom(
+                "missing the distribution: one of constant, uniform, normal, lognormal, gamma, empirical, mixture",
+            )
+        })?;
         Ok(Latency { kind, max })
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod dist;
 pub mod gpu;
+pub mod montecarlo;
 pub mod plot;
 pub mod report;
 pub mod rng;

@@ -123,7 +123,16 @@ impl Summary {
     pub fn of(l: &Latencies) -> Summary {
         let n = l.count();
         if n == 0 {
-            return Summary { count: 0, p50: None, p90: None, p99: None, p999: None, max: None, mean: None, p99_ci95: [None, None] };
+            return Summary {
+                count: 0,
+                p50: None,
+                p90: None,
+                p99: None,
+                p999: None,
+                max: None,
+                mean: None,
+                p99_ci95: [None, None],
+            };
         }
         // hdrhistogram answers the top of a bucket; the exact min and max bound the truth, so a
         // constant latency reads back exactly.
@@ -275,7 +284,9 @@ impl Report {
             "latency ms      count       p50       p90       p99     p99.9       max      mean   p99 95% CI"
         );
         let l = &self.latency_ms;
-        for (name, s) in [("total", &l.total), ("audio", &l.audio), ("image", &l.image), ("video", &l.video), ("clip", &l.clip)] {
+        for (name, s) in
+            [("total", &l.total), ("audio", &l.audio), ("image", &l.image), ("video", &l.video), ("clip", &l.clip)]
+        {
             let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
             let _ = writeln!(
                 t,
@@ -307,7 +318,8 @@ impl Report {
 /// run never leaves a half-written report.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
+    let name =
+        path.file_name().ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);

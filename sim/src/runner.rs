@@ -21,18 +21,12 @@ use crate::tally::Tally;
 pub const CHUNK_SLOTS: u64 = 1024;
 
 /// How to run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Worker threads; 0 means one per core.
     pub workers: usize,
     /// Show a progress bar on stderr (hidden when stderr is not a terminal).
     pub progress: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { workers: 0, progress: false }
-    }
 }
 
 /// The result of one replayed slot.
@@ -48,7 +42,6 @@ pub struct Replay {
 
 /// Runs every slot of `scenario` and tallies the results.
 pub fn run(scenario: &Arc<Scenario>, options: RunOptions) -> Tally {
-    assert!(vortex::rt::SIMULATED, "the simulator must be built with --cfg madsim (use `cargo sim`)");
     let chunks = scenario.slots.div_ceil(CHUNK_SLOTS) as usize;
     let workers = match options.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -153,7 +146,6 @@ fn run_chunk(scenario: &Arc<Scenario>, chunk: u64) -> Tally {
 /// Re-runs slot `slot` alone, capturing its event timeline. Its draws are the same as in a full
 /// run, so its outcome is too.
 pub fn replay(scenario: &Arc<Scenario>, slot: u64) -> Replay {
-    assert!(vortex::rt::SIMULATED, "the simulator must be built with --cfg madsim (use `cargo sim`)");
     let chunk = slot / CHUNK_SLOTS;
     let scenario = scenario.clone();
     runtime(chunk_seed(scenario.seed, chunk)).block_on(async move {
@@ -174,7 +166,13 @@ pub fn replay(scenario: &Arc<Scenario>, slot: u64) -> Replay {
 pub fn render_replay(scenario: &Scenario, slot: u64, replay: &Replay) -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
-    let _ = writeln!(t, "scenario {}  seed {}  slot {slot}  deadline {} s", scenario.name, scenario.seed, scenario.deadline.as_secs_f64());
+    let _ = writeln!(
+        t,
+        "scenario {}  seed {}  slot {slot}  deadline {} s",
+        scenario.name,
+        scenario.seed,
+        scenario.deadline.as_secs_f64()
+    );
     let _ = writeln!(t, "\nevents (virtual time since slot start):");
     for e in &replay.events {
         let at = e.field("elapsed_ms").unwrap_or("?");
@@ -205,7 +203,12 @@ pub fn render_replay(scenario: &Scenario, slot: u64, replay: &Replay) -> String 
             Some(_) => "would have completed late (a correct abort)",
             None => "would have failed (a correct abort)",
         };
-        let _ = writeln!(t, "had it continued: {} at {:.3} ms: {verdict}", crate::tally::Kind::of(c).name(), c.timing.total_ms);
+        let _ = writeln!(
+            t,
+            "had it continued: {} at {:.3} ms: {verdict}",
+            crate::tally::Kind::of(c).name(),
+            c.timing.total_ms
+        );
     }
     t
 }

@@ -229,7 +229,11 @@ impl Scenario {
             let f = stages.get_mut(stage);
             let key = format!("stages.{stage}");
             if stage != Stage::Clip && f.reject.is_some() {
-                return Err(invalid(origin, &format!("{key}.reject"), "only the clip stage has a self-check to reject"));
+                return Err(invalid(
+                    origin,
+                    &format!("{key}.reject"),
+                    "only the clip stage has a self-check to reject",
+                ));
             }
             f.latency.resolve_files(base_dir, &format!("{key}.latency")).map_err(|m| {
                 let (k, msg) = m.split_once(": ").unwrap_or((&key, &m));

@@ -1,0 +1,107 @@
+//! `vortex-sim` through the real binary: reports, plots, replays and clear errors.
+#![cfg(madsim)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vortex-sim")).args(args).output().unwrap()
+}
+
+fn nominal() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rtx3060-nominal.yaml").display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_the_table_and_writes_json_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let plot = dir.path().join("latency.svg");
+    let out =
+        sim(&["run", &nominal(), "--slots", "500", "--json", json.to_str().unwrap(), "--plot", plot.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("scenario rtx3060-nominal  seed 1  slots 500"), "{table}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in ["scenario", "seed", "slots", "outcomes", "rates", "retries", "latency_ms", "wasted_gpu_s", "examples"] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["slots"], 500);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("deadline 45 s") && svg.contains("abort threshold 40 s"),
+        "{svg:.300}"
+    );
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(leftovers.len(), 2, "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn set_overrides_any_key_and_bad_values_name_the_key() {
+    let out = sim(&["run", &nominal(), "--slots", "200", "--set", "orchestration.deadline_buffer_s=4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("buffer 4 s"));
+    let out = sim(&["run", &nominal(), "--set", "orchestration.timeouts.image_s=-3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rtx3060-nominal.yaml: orchestration.timeouts.image_s: expected a positive, finite number of seconds, got -3"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sim(&["run", &nominal(), "--set", "stages.audio.hang=1.5"]);
+    assert!(
+        stderr(&out).contains("stages.audio.hang: expected a probability from 0 to 1, got 1.5"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_file_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(nominal()).unwrap().replace("config: ../config.yaml\n", "");
+    let cases = [
+        (text.replace("slots: 10000", "slot: 10000"), "bad.yaml: slot: unknown field `slot`"),
+        (
+            text.replace("{ lognormal: { median: 2.0, p99: 2.9 } }", "{ lognormal: { median: 2.0, p90: 2.9 } }"),
+            "bad.yaml: stages.audio.latency.lognormal.p90: unknown field `p90`",
+        ),
+        (
+            text.replace("parallel_slowdown: 1.0", "parallel_slowdown: 0.5"),
+            "bad.yaml: gpu.parallel_slowdown: expected a number >= 1.0",
+        ),
+        (
+            text.replace("    transient_failure: 0.005", "    reject: 0.1"),
+            "bad.yaml: stages.audio.reject: only the clip stage",
+        ),
+        (text.replace("slots: 10000", "slots: 0"), "bad.yaml: slots: expected a slot count from 1 to"),
+        (
+            text.replace("  clip:\n    latency: { uniform: [0.8, 1.2] }\n    reject: 0.01\n", ""),
+            "bad.yaml: stages: missing field `clip`",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let json = dir.path().join("out.json");
+        let out = sim(&["run", path.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "accepted: {expected}");
+        assert!(stderr(&out).contains(expected), "expected {expected:?} in {}", stderr(&out));
+        assert!(!json.exists(), "a refused scenario must write nothing");
+    }
+}
+
+#[test]
+fn replay_prints_the_timeline_and_refuses_slots_out_of_range() {
+    let out = sim(&["replay", &nominal(), "--slot", "104"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("slot_started") && text.contains("outcome: "), "{text}");
+    let out = sim(&["replay", &nominal(), "--slot", "10000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--slot 10000 is out of range"), "{}", stderr(&out));
+}
