@@ -7,7 +7,7 @@
 //! dropped sleeps).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use vortex::events::{RecordedEvent, Recorder};
 use vortex::{Outcome, Recipe, SlotReport, SlotScheduler, StaticPredictor};
@@ -50,24 +50,32 @@ pub fn run(scenario: &Arc<Scenario>, options: RunOptions) -> Tally {
     .min(chunks);
     let progress = progress_bar(options.progress, scenario.slots);
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Tally>>> = (0..chunks).map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let chunk = next.fetch_add(1, Ordering::Relaxed);
-                if chunk >= chunks {
-                    break;
-                }
-                let tally = run_chunk(scenario, chunk as u64);
-                progress.inc(tally.slots);
-                *results[chunk].lock().expect("chunk slot poisoned") = Some(tally);
-            });
-        }
+    // Each worker keeps one tally across its chunks (a tally's histograms are large to allocate);
+    // every part of a tally merges commutatively, so the result does not depend on which worker
+    // ran which chunk.
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut tally = Tally::default();
+                    loop {
+                        let chunk = next.fetch_add(1, Ordering::Relaxed);
+                        if chunk >= chunks {
+                            return tally;
+                        }
+                        let before = tally.slots;
+                        tally = run_chunk(scenario, chunk as u64, tally);
+                        progress.inc(tally.slots - before);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("simulation worker panicked")).collect()
     });
     progress.finish_and_clear();
     let mut total = Tally::default();
-    for slot in results {
-        total.merge(&slot.into_inner().expect("chunk slot poisoned").expect("every chunk ran"));
+    for tally in &tallies {
+        total.merge(tally);
     }
     assert_eq!(total.slots, scenario.slots, "every slot is counted once");
     total
@@ -114,27 +122,29 @@ async fn run_slot(
     normal: &SlotScheduler<SimStages>,
     no_abort: &SlotScheduler<SimStages>,
     scenario: &Scenario,
-    slot: u64,
+    recipe: &Recipe,
 ) -> (SlotReport<SimStages>, Option<SlotReport<SimStages>>) {
-    let recipe = recipe(slot);
-    let result = normal.run_slot(&recipe, scenario.deadline).await;
+    let result = normal.run_slot(recipe, scenario.deadline).await;
     let counterfactual = match result.outcome {
-        Outcome::Aborted(_) => Some(no_abort.run_slot(&recipe, scenario.deadline).await),
+        Outcome::Aborted(_) => Some(no_abort.run_slot(recipe, scenario.deadline).await),
         _ => None,
     };
     (result, counterfactual)
 }
 
-fn run_chunk(scenario: &Arc<Scenario>, chunk: u64) -> Tally {
+/// Runs one chunk of slots, counting them into `tally`.
+fn run_chunk(scenario: &Arc<Scenario>, chunk: u64, mut tally: Tally) -> Tally {
     let first = chunk * CHUNK_SLOTS;
     let end = (first + CHUNK_SLOTS).min(scenario.slots);
     runtime(chunk_seed(scenario.seed, chunk)).block_on({
         let scenario = scenario.clone();
         async move {
             let (normal, no_abort) = schedulers(&scenario);
-            let mut tally = Tally::default();
+            let mut recipe = recipe(first);
             for slot in first..end {
-                let (result, counterfactual) = run_slot(&normal, &no_abort, &scenario, slot).await;
+                // One recipe reused: the simulated stages read only its slot id.
+                (recipe.slot_id, recipe.seed) = (slot, slot);
+                let (result, counterfactual) = run_slot(&normal, &no_abort, &scenario, &recipe).await;
                 let would_have_met = counterfactual.map(|c| c.completed().is_some_and(|c| c.deadline_met));
                 tally.record(slot, &result, would_have_met);
             }

@@ -184,14 +184,18 @@ impl Tally {
         }
     }
 
+    /// Keeps the smallest indices seen, whatever order slots arrive in.
     fn example(&mut self, name: String, index: u64) {
         let list = self.examples.entry(name).or_default();
-        if list.len() < EXAMPLES_PER_KIND {
-            list.push(index);
+        if list.len() == EXAMPLES_PER_KIND && list.last().is_some_and(|&last| index > last) {
+            return;
         }
+        let at = list.partition_point(|&i| i < index);
+        list.insert(at, index);
+        list.truncate(EXAMPLES_PER_KIND);
     }
 
-    /// Adds a later tally (slots with higher indices): examples keep the earliest indices.
+    /// Adds another tally; the result does not depend on the order of merging.
     pub fn merge(&mut self, other: &Tally) {
         self.slots += other.slots;
         for (k, n) in &other.kinds {
@@ -207,9 +211,9 @@ impl Tally {
         }
         self.wasted_us += other.wasted_us;
         for (name, list) in &other.examples {
-            let mine = self.examples.entry(name.clone()).or_default();
-            let room = EXAMPLES_PER_KIND.saturating_sub(mine.len());
-            mine.extend(list.iter().take(room));
+            for &index in list {
+                self.example(name.clone(), index);
+            }
         }
     }
 
