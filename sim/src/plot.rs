@@ -55,6 +55,7 @@ pub fn latency_svg(scenario: &Scenario, tally: &Tally) -> Result<String, String>
             .configure_mesh()
             .x_desc("total latency (s)")
             .y_desc("slots per bin")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .disable_x_mesh()
             .draw()
             .map_err(|e| e.to_string())?;
