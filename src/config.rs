@@ -52,6 +52,62 @@ pub struct Orchestration {
     pub retry_policy: RetryPolicy,
     /// Expected latency of each stage, used by the predictor.
     pub targets: StageSecs,
+    /// Which predictor estimates remaining work: `static` (the targets) or `adaptive`.
+    #[serde(default)]
+    pub predictor: PredictorKind,
+    /// Settings of the adaptive predictor.
+    #[serde(default)]
+    pub adaptive: AdaptiveConfig,
+}
+
+/// `orchestration.predictor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PredictorKind {
+    /// Each stage takes its target.
+    #[default]
+    Static,
+    /// Each stage takes a quantile of its recently observed latencies.
+    Adaptive,
+}
+
+/// `orchestration.adaptive`: how the adaptive predictor learns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveConfig {
+    /// The quantile of recent latencies taken as a stage's estimate, in (0, 1].
+    pub quantile: Quantile,
+    /// Observations kept per stage (the window starts full of the stage's target).
+    pub history: History,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        AdaptiveConfig { quantile: Quantile(0.9), history: History(100) }
+    }
+}
+
+/// The most observations the adaptive predictor keeps per stage.
+pub const MAX_HISTORY: u32 = 10_000;
+
+/// A quantile in (0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Quantile(f64);
+
+/// A window length from 1 to [`MAX_HISTORY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct History(pub u32);
+
+impl<'de> Deserialize<'de> for History {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(d)?;
+        match u32::try_from(value) {
+            Ok(n) if (1..=MAX_HISTORY).contains(&n) => Ok(History(n)),
+            _ => {
+                Err(serde::de::Error::custom(format!("expected a history length from 1 to {MAX_HISTORY}, got {value}")))
+            }
+        }
+    }
 }
 
 impl Default for Orchestration {
@@ -62,6 +118,8 @@ impl Default for Orchestration {
             timeouts: StageSecs::new(3.0, 15.0, 10.0, 2.0),
             retry_policy: RetryPolicy { audio: Retries(1), image: Retries(0), video: Retries(0), clip: Retries(0) },
             targets: StageSecs::new(2.0, 12.0, 8.0, 1.0),
+            predictor: PredictorKind::Static,
+            adaptive: AdaptiveConfig::default(),
         }
     }
 }
@@ -249,6 +307,7 @@ macro_rules! checked_f64 {
 checked_f64!(Secs, |v| v.is_finite() && v > 0.0, "a positive, finite number of seconds");
 checked_f64!(BufferSecs, |v| v.is_finite() && v >= 0.0, "a finite number of seconds >= 0");
 checked_f64!(Positive, |v| v.is_finite() && v > 0.0, "a positive, finite number");
+checked_f64!(Quantile, |v| v > 0.0 && v <= 1.0, "a quantile in (0, 1]");
 
 impl Secs {
     /// The value as a duration.

@@ -40,7 +40,7 @@ pub use config::{Config, ConfigError};
 pub use outcome::{
     Abort, AttemptRecord, AttemptResult, Checkpoint, Completed, FailReason, Failure, Outcome, SlotResult, Timing,
 };
-pub use predictor::{Predictor, Remaining, StaticPredictor};
+pub use predictor::{AdaptivePredictor, ConfiguredPredictor, Predictor, Remaining, StaticPredictor};
 pub use recipe::Recipe;
 pub use scheduler::{SlotOutputs, SlotReport, SlotScheduler};
 pub use stage::{PerStage, Stage, StageError, Stages, Verdict};

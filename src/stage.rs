@@ -7,12 +7,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::recipe::Recipe;
 
 /// One stage of the slot pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// Text-to-speech (Kokoro-82M); runs in parallel with `Image`.

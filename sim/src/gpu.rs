@@ -123,7 +123,13 @@ struct JobGuard<'a> {
 
 impl Drop for JobGuard<'_> {
     fn drop(&mut self) {
-        self.gpu.with_state(|s| s.jobs.retain(|j| j.id != self.id));
+        self.gpu.with_state(|s| {
+            s.jobs.retain(|j| j.id != self.id);
+            if s.jobs.is_empty() {
+                // Idle: forget the clock, which may belong to another slot's runtime next time.
+                s.updated = None;
+            }
+        });
         self.gpu.changed.notify_waiters();
     }
 }

@@ -32,6 +32,18 @@ pub struct Report {
     pub wasted_gpu_s: f64,
     /// A few slot indices per outcome kind, for `vortex-sim replay`.
     pub examples: BTreeMap<String, Vec<u64>>,
+    /// Back-to-back slots on one GPU: present only when the scenario has a `cadence`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<CadenceReport>,
+}
+
+/// Queueing of back-to-back slots behind earlier ones.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CadenceReport {
+    /// Time each slot waited for the GPU after its scheduled start, all slots.
+    pub queue_delay_ms: Summary,
+    /// Slots that started late because an earlier slot still held the GPU.
+    pub delayed_slots: u64,
 }
 
 /// Slots per outcome.
@@ -218,6 +230,9 @@ impl Report {
             },
             wasted_gpu_s: round3(tally.wasted_us as f64 / 1e6),
             examples: tally.examples.clone(),
+            cadence: scenario
+                .cadence
+                .map(|_| CadenceReport { queue_delay_ms: Summary::of(&tally.queue), delayed_slots: tally.delayed }),
         }
     }
 
@@ -300,6 +315,19 @@ impl Report {
                 f(s.mean),
                 f(s.p99_ci95[0]),
                 f(s.p99_ci95[1])
+            );
+        }
+        if let Some(c) = &self.cadence {
+            let q = &c.queue_delay_ms;
+            let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
+            let _ = writeln!(
+                t,
+                "\nqueueing (cadence)  delayed slots {}  delay ms p50 {}  p90 {}  p99 {}  max {}",
+                c.delayed_slots,
+                f(q.p50),
+                f(q.p90),
+                f(q.p99),
+                f(q.max)
             );
         }
         if !self.examples.is_empty() {

@@ -1,16 +1,22 @@
 //! Runs a scenario's slots through the real `SlotScheduler` in madsim's virtual time.
 //!
 //! Slots are cut into fixed chunks; each chunk runs, one slot after another, in its own madsim
-//! runtime seeded from (scenario seed, chunk index). Workers take chunks from a shared counter and
-//! the tallies merge in chunk order, so a report does not depend on the number of workers. The
-//! chunk size also bounds how many stale timers a runtime accumulates (madsim keeps the timers of
-//! dropped sleeps).
+//! runtime seeded from (scenario seed, chunk index). The chunk size also bounds how many stale
+//! timers a runtime accumulates (madsim keeps the timers of dropped sleeps).
+//!
+//! - Independent slots (no cadence, static predictor): workers take chunks from a shared counter,
+//!   each keeps one tally, and tallies merge order-free, so a report does not depend on the number
+//!   of workers.
+//! - Sequential slots (a `cadence`, or the adaptive predictor, whose history carries from slot to
+//!   slot as on a director): one worker runs the chunks in order, carrying the GPU backlog and the
+//!   predictor from chunk to chunk.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use vortex::events::{RecordedEvent, Recorder};
-use vortex::{Outcome, Recipe, SlotReport, SlotScheduler, StaticPredictor};
+use vortex::{ConfiguredPredictor, Outcome, Recipe, SlotReport, SlotScheduler};
 
 use crate::rng::splitmix64;
 use crate::scenario::Scenario;
@@ -23,7 +29,7 @@ pub const CHUNK_SLOTS: u64 = 1024;
 /// How to run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
-    /// Worker threads; 0 means one per core.
+    /// Worker threads; 0 means one per core. Sequential scenarios use one.
     pub workers: usize,
     /// Show a progress bar on stderr (hidden when stderr is not a terminal).
     pub progress: bool,
@@ -38,17 +44,40 @@ pub struct Replay {
     pub events: Vec<RecordedEvent>,
     /// For an aborted slot: the result had it continued with aborts off.
     pub counterfactual: Option<SlotReport<SimStages>>,
+    /// With a cadence: how long the slot waited for the GPU after its scheduled start.
+    pub queue_delay: Duration,
+}
+
+/// The number of worker threads `workers` asks for (0: one per core).
+pub fn worker_count(workers: usize) -> usize {
+    match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 /// Runs every slot of `scenario` and tallies the results.
 pub fn run(scenario: &Arc<Scenario>, options: RunOptions) -> Tally {
-    let chunks = scenario.slots.div_ceil(CHUNK_SLOTS) as usize;
-    let workers = match options.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(chunks);
     let progress = progress_bar(options.progress, scenario.slots);
+    let tally = run_with(scenario, options.workers, &|n| progress.inc(n));
+    progress.finish_and_clear();
+    tally
+}
+
+/// Runs every slot, calling `done(n)` as slots finish (for progress bars).
+pub fn run_with(scenario: &Arc<Scenario>, workers: usize, done: &(dyn Fn(u64) + Sync)) -> Tally {
+    let chunks = scenario.slots.div_ceil(CHUNK_SLOTS);
+    if scenario.sequential() {
+        let mut sim = Sim::new(scenario.clone());
+        let mut tally = Tally::default();
+        for chunk in 0..chunks {
+            let before = tally.slots;
+            run_chunk(&mut sim, chunk, &mut tally);
+            done(tally.slots - before);
+        }
+        return tally;
+    }
+    let workers = worker_count(workers).min(chunks as usize);
     let next = AtomicUsize::new(0);
     // Each worker keeps one tally across its chunks (a tally's histograms are large to allocate);
     // every part of a tally merges commutatively, so the result does not depend on which worker
@@ -59,20 +88,19 @@ pub fn run(scenario: &Arc<Scenario>, options: RunOptions) -> Tally {
                 scope.spawn(|| {
                     let mut tally = Tally::default();
                     loop {
-                        let chunk = next.fetch_add(1, Ordering::Relaxed);
+                        let chunk = next.fetch_add(1, Ordering::Relaxed) as u64;
                         if chunk >= chunks {
                             return tally;
                         }
                         let before = tally.slots;
-                        tally = run_chunk(scenario, chunk as u64, tally);
-                        progress.inc(tally.slots - before);
+                        run_chunk(&mut Sim::new(scenario.clone()), chunk, &mut tally);
+                        done(tally.slots - before);
                     }
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("simulation worker panicked")).collect()
     });
-    progress.finish_and_clear();
     let mut total = Tally::default();
     for tally in &tallies {
         total.merge(tally);
@@ -103,73 +131,112 @@ fn runtime(seed: u64) -> madsim::runtime::Runtime {
     madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
 }
 
-/// Schedulers for one runtime: the normal one and one with aborts off for the counterfactual.
-fn schedulers(scenario: &Arc<Scenario>) -> (SlotScheduler<SimStages>, SlotScheduler<SimStages>) {
-    let stages = SimStages::new(scenario.clone());
-    let orchestration = &scenario.config.orchestration;
-    let predictor = || StaticPredictor::new(orchestration.targets.durations());
-    let normal = SlotScheduler::new(stages.clone(), predictor(), orchestration);
-    let no_abort = SlotScheduler::new(stages, predictor(), orchestration).with_predictive_abort(false);
-    (normal, no_abort)
+/// One simulated director: the scheduler and its stages, and what carries from slot to slot.
+struct Sim {
+    scenario: Arc<Scenario>,
+    scheduler: SlotScheduler<SimStages, ConfiguredPredictor>,
+    /// With a cadence: how long past the next slot's scheduled start the GPU is still busy.
+    backlog: Duration,
+    recipe: Recipe,
 }
 
-fn recipe(slot: u64) -> Recipe {
-    Recipe::new(slot, "simulated script", "simulated prompt")
+/// One slot's result with what the report needs beside it.
+struct SlotRun {
+    result: SlotReport<SimStages>,
+    counterfactual: Option<SlotReport<SimStages>>,
+    queue_delay: Duration,
+    cancelled_tails: Duration,
 }
 
-/// Runs one slot, and for an aborted slot the counterfactual with the same draws.
-async fn run_slot(
-    normal: &SlotScheduler<SimStages>,
-    no_abort: &SlotScheduler<SimStages>,
-    scenario: &Scenario,
-    recipe: &Recipe,
-) -> (SlotReport<SimStages>, Option<SlotReport<SimStages>>) {
-    let result = normal.run_slot(recipe, scenario.deadline).await;
-    let counterfactual = match result.outcome {
-        Outcome::Aborted(_) => Some(no_abort.run_slot(recipe, scenario.deadline).await),
-        _ => None,
-    };
-    (result, counterfactual)
-}
+impl Sim {
+    fn new(scenario: Arc<Scenario>) -> Self {
+        let orchestration = &scenario.config.orchestration;
+        let predictor = ConfiguredPredictor::from_config(orchestration);
+        let scheduler = SlotScheduler::new(SimStages::new(scenario.clone()), predictor, orchestration);
+        let recipe = Recipe::new(0, "simulated script", "simulated prompt");
+        Sim { scenario, scheduler, backlog: Duration::ZERO, recipe }
+    }
 
-/// Runs one chunk of slots, counting them into `tally`.
-fn run_chunk(scenario: &Arc<Scenario>, chunk: u64, mut tally: Tally) -> Tally {
-    let first = chunk * CHUNK_SLOTS;
-    let end = (first + CHUNK_SLOTS).min(scenario.slots);
-    runtime(chunk_seed(scenario.seed, chunk)).block_on({
-        let scenario = scenario.clone();
-        async move {
-            let (normal, no_abort) = schedulers(&scenario);
-            let mut recipe = recipe(first);
-            for slot in first..end {
-                // One recipe reused: the simulated stages read only its slot id.
-                (recipe.slot_id, recipe.seed) = (slot, slot);
-                let (result, counterfactual) = run_slot(&normal, &no_abort, &scenario, &recipe).await;
-                let would_have_met = counterfactual.map(|c| c.completed().is_some_and(|c| c.deadline_met));
-                tally.record(slot, &result, would_have_met);
+    /// Runs slot `slot`: the recipe is reused, since the simulated stages read only its slot id.
+    async fn slot(&mut self, slot: u64) -> SlotRun {
+        (self.recipe.slot_id, self.recipe.seed) = (slot, slot);
+        let queue_delay = self.backlog;
+        // A slot that waited for the GPU has that much less of its deadline left.
+        let deadline = self.scenario.deadline.saturating_sub(queue_delay);
+        let result = self.scheduler.run_slot(&self.recipe, deadline).await;
+        let (busy_after_start, cancelled_tails) = self.scheduler.stages().take_tails(result.meta.start);
+        if let Some(cadence) = self.scenario.cadence {
+            let busy = result.meta.end.max(busy_after_start);
+            self.backlog = (queue_delay + busy).saturating_sub(cadence.interval);
+        }
+        let counterfactual = match result.outcome {
+            Outcome::Aborted(_) => {
+                // Same draws, same predictor state, fresh GPU state; nothing of it carries over.
+                let no_abort = SlotScheduler::new(
+                    self.scheduler.stages().fork(),
+                    self.scheduler.predictor().clone(),
+                    &self.scenario.config.orchestration,
+                )
+                .with_predictive_abort(false);
+                Some(no_abort.run_slot(&self.recipe, deadline).await)
             }
-            tally
+            _ => None,
+        };
+        SlotRun { result, counterfactual, queue_delay, cancelled_tails }
+    }
+}
+
+/// Runs one chunk of slots in its own runtime, counting them into `tally`.
+fn run_chunk(sim: &mut Sim, chunk: u64, tally: &mut Tally) {
+    let first = chunk * CHUNK_SLOTS;
+    let end = (first + CHUNK_SLOTS).min(sim.scenario.slots);
+    let cadence = sim.scenario.cadence.is_some();
+    runtime(chunk_seed(sim.scenario.seed, chunk)).block_on(async {
+        for slot in first..end {
+            let run = sim.slot(slot).await;
+            let would_have_met = run.counterfactual.map(|c| c.completed().is_some_and(|c| c.deadline_met));
+            tally.record(slot, &run.result, would_have_met, run.cancelled_tails);
+            if cadence {
+                tally.record_queue(run.queue_delay);
+            }
         }
     })
 }
 
-/// Re-runs slot `slot` alone, capturing its event timeline. Its draws are the same as in a full
-/// run, so its outcome is too.
+/// Re-runs slot `slot` and captures its event timeline. Its draws are the same as in a full run,
+/// so its outcome is too. Sequential scenarios re-run the slots before it first (silently), since
+/// its GPU backlog and predictor depend on them.
 pub fn replay(scenario: &Arc<Scenario>, slot: u64) -> Replay {
-    let chunk = slot / CHUNK_SLOTS;
-    let scenario = scenario.clone();
-    runtime(chunk_seed(scenario.seed, chunk)).block_on(async move {
-        let (normal, no_abort) = schedulers(&scenario);
-        let recorder = Recorder::default();
-        let guard = recorder.set_default();
-        let result = normal.run_slot(&recipe(slot), scenario.deadline).await;
-        drop(guard);
-        let counterfactual = match result.outcome {
-            Outcome::Aborted(_) => Some(no_abort.run_slot(&recipe(slot), scenario.deadline).await),
-            _ => None,
-        };
-        Replay { result, events: recorder.events(), counterfactual }
-    })
+    let mut sim = Sim::new(scenario.clone());
+    let first = if scenario.sequential() { 0 } else { slot };
+    let mut chunk = first / CHUNK_SLOTS;
+    let mut next = first;
+    loop {
+        let chunk_end = ((chunk + 1) * CHUNK_SLOTS).min(slot + 1);
+        let found = runtime(chunk_seed(scenario.seed, chunk)).block_on(async {
+            while next < chunk_end {
+                let capture = next == slot;
+                let recorder = Recorder::default();
+                let guard = capture.then(|| recorder.set_default());
+                let run = sim.slot(next).await;
+                drop(guard);
+                next += 1;
+                if capture {
+                    return Some(Replay {
+                        result: run.result,
+                        events: recorder.events(),
+                        counterfactual: run.counterfactual,
+                        queue_delay: run.queue_delay,
+                    });
+                }
+            }
+            None
+        });
+        if let Some(replay) = found {
+            return replay;
+        }
+        chunk += 1;
+    }
 }
 
 /// The replay as text: the event timeline, then the attempt log and the outcome.
@@ -183,6 +250,13 @@ pub fn render_replay(scenario: &Scenario, slot: u64, replay: &Replay) -> String 
         scenario.seed,
         scenario.deadline.as_secs_f64()
     );
+    if scenario.cadence.is_some() {
+        let _ = writeln!(
+            t,
+            "waited {:.3} ms for the GPU after its scheduled start",
+            replay.queue_delay.as_secs_f64() * 1e3
+        );
+    }
     let _ = writeln!(t, "\nevents (virtual time since slot start):");
     for e in &replay.events {
         let at = e.field("elapsed_ms").unwrap_or("?");

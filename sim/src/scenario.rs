@@ -36,6 +36,10 @@ pub struct Scenario {
     pub stages: PerStage<StageModel>,
     /// GPU sharing between audio and image.
     pub gpu: GpuModel,
+    /// Latency multipliers that change over the run, if any.
+    pub drift: Option<Drift>,
+    /// Back-to-back slots on one GPU, if set; without it slots are independent.
+    pub cadence: Option<Cadence>,
     /// The file it came from (`<inline>` for text).
     pub origin: String,
 }
@@ -79,6 +83,75 @@ struct ScenarioFile {
     stages: StagesFile,
     #[serde(default)]
     gpu: GpuFile,
+    #[serde(default)]
+    drift: Option<DriftFile>,
+    #[serde(default)]
+    cadence: Option<CadenceFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DriftFile {
+    #[serde(default = "all_stages")]
+    stages: Vec<Stage>,
+    factor: Vec<[f64; 2]>,
+}
+
+fn all_stages() -> Vec<Stage> {
+    Stage::ALL.to_vec()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CadenceFile {
+    interval_s: Secs,
+    cancel_granularity_s: Granularity,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Granularity {
+    audio: Secs,
+    image: Secs,
+    video: Secs,
+    clip: Secs,
+}
+
+/// Section `drift`: the drawn latency of the listed stages is multiplied by a factor that moves
+/// with the slot index, linearly between keyframes and flat outside them.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    /// Stages whose latency drifts.
+    pub stages: PerStage<bool>,
+    /// `(slot, factor)` keyframes, slots strictly increasing.
+    pub keyframes: Vec<(f64, f64)>,
+}
+
+impl Drift {
+    /// The multiplier at `slot`.
+    pub fn factor(&self, slot: u64) -> f64 {
+        let x = slot as f64;
+        let k = &self.keyframes;
+        let after = k.partition_point(|&(s, _)| s <= x);
+        match after {
+            0 => k[0].1,
+            n if n == k.len() => k[n - 1].1,
+            n => {
+                let ((x0, y0), (x1, y1)) = (k[n - 1], k[n]);
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            }
+        }
+    }
+}
+
+/// Section `cadence`: a new slot every `interval`, all on one GPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    /// Time between slot starts.
+    pub interval: Duration,
+    /// How long a stage's unit of work lasts: a cancelled stage keeps the GPU busy until its next
+    /// multiple of this, counted from the attempt's start.
+    pub cancel_granularity: PerStage<Duration>,
 }
 
 fn default_slots() -> u64 {
@@ -248,6 +321,16 @@ impl Scenario {
         }
         let mut models = models.into_iter();
         let stages = PerStage::from_fn(|_| models.next().expect("four stage models"));
+        let drift = file.drift.map(|d| check_drift(origin, d)).transpose()?;
+        let cadence = file.cadence.map(|c| Cadence {
+            interval: c.interval_s.duration(),
+            cancel_granularity: PerStage::new(
+                c.cancel_granularity_s.audio.duration(),
+                c.cancel_granularity_s.image.duration(),
+                c.cancel_granularity_s.video.duration(),
+                c.cancel_granularity_s.clip.duration(),
+            ),
+        });
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -257,9 +340,37 @@ impl Scenario {
             config,
             stages,
             gpu,
+            drift,
+            cadence,
             origin: origin.to_string(),
         })
     }
+
+    /// True when slots must run one after another: the GPU carries over between slots (cadence)
+    /// or the predictor learns from earlier slots.
+    pub fn sequential(&self) -> bool {
+        self.cadence.is_some() || self.config.orchestration.predictor == vortex::config::PredictorKind::Adaptive
+    }
+}
+
+fn check_drift(origin: &str, d: DriftFile) -> Result<Drift, ConfigError> {
+    if d.factor.is_empty() {
+        return Err(invalid(origin, "drift.factor", "needs at least one [slot, factor] keyframe"));
+    }
+    for (i, &[slot, factor]) in d.factor.iter().enumerate() {
+        let key = format!("drift.factor[{i}]");
+        if !(slot.is_finite() && slot >= 0.0) {
+            return Err(invalid(origin, &key, format!("slot must be a number >= 0, got {slot}")));
+        }
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(invalid(origin, &key, format!("factor must be a positive, finite number, got {factor}")));
+        }
+        if i > 0 && slot <= d.factor[i - 1][0] {
+            return Err(invalid(origin, &key, format!("slots must increase, got {slot} after {}", d.factor[i - 1][0])));
+        }
+    }
+    let stages = PerStage::from_fn(|s| d.stages.contains(&s));
+    Ok(Drift { stages, keyframes: d.factor.iter().map(|&[s, f]| (s, f)).collect() })
 }
 
 /// Sets `a.b.c` in a YAML tree, creating maps on the way.

@@ -151,11 +151,22 @@ pub struct Tally {
     pub wasted_us: u128,
     /// The first few slot indices of each kind (and `clip_rejected`).
     pub examples: BTreeMap<String, Vec<u64>>,
+    /// With a cadence: how long each slot waited for the GPU after its scheduled start.
+    pub queue: Latencies,
+    /// With a cadence: slots that waited at all.
+    pub delayed: u64,
 }
 
 impl Tally {
-    /// Counts one slot; `would_have_met` is the counterfactual of an aborted slot.
-    pub fn record<O>(&mut self, index: u64, result: &SlotResult<O>, would_have_met: Option<bool>) {
+    /// Counts one slot; `would_have_met` is the counterfactual of an aborted slot, and
+    /// `cancelled_tails` the GPU time its cancelled attempts ran on after cancellation.
+    pub fn record<O>(
+        &mut self,
+        index: u64,
+        result: &SlotResult<O>,
+        would_have_met: Option<bool>,
+        cancelled_tails: Duration,
+    ) {
         let kind = Kind::of(result);
         self.slots += 1;
         *self.kinds.entry(kind).or_default() += 1;
@@ -182,6 +193,15 @@ impl Tally {
                 self.wasted_us += micros(a.duration) as u128;
             }
         }
+        if kind != Kind::OnTime {
+            self.wasted_us += micros(cancelled_tails) as u128;
+        }
+    }
+
+    /// Counts one slot's wait for the GPU (with a cadence).
+    pub fn record_queue(&mut self, delay: Duration) {
+        self.queue.record(delay);
+        self.delayed += u64::from(!delay.is_zero());
     }
 
     /// Keeps the smallest indices seen, whatever order slots arrive in.
@@ -210,6 +230,8 @@ impl Tally {
             self.stages.get_mut(s).merge(other.stages.get(s));
         }
         self.wasted_us += other.wasted_us;
+        self.queue.merge(&other.queue);
+        self.delayed += other.delayed;
         for (name, list) in &other.examples {
             for &index in list {
                 self.example(name.clone(), index);
