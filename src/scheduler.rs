@@ -121,6 +121,9 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
             Err(Stop::Failed(failure)) => Outcome::Failed(failure),
         };
         let result = slot.finish(outcome, deadline);
+        for stage in Stage::ALL.into_iter().filter(|&s| *result.attempts.get(s) == 0) {
+            self.predictor.skipped(stage);
+        }
         emit_final(&result);
         result
     }

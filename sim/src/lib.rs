@@ -32,6 +32,7 @@ pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod stages;
+pub mod sweep;
 pub mod tally;
 
 pub use report::Report;
