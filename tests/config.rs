@@ -127,3 +127,31 @@ fn config_check_command_prints_effective_values_or_the_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn predictor_settings_are_checked() {
+    let adaptive = Config::from_yaml_str(
+        "test.yaml",
+        &GOOD.replace("  targets:", "  predictor: adaptive\n  adaptive: { quantile: 0.8, history: 50 }\n  targets:"),
+    )
+    .unwrap();
+    assert_eq!(adaptive.orchestration.predictor, vortex::config::PredictorKind::Adaptive);
+    let message = refused(&GOOD.replace("  targets:", "  predictor: oracle\n  targets:"));
+    assert!(
+        message.starts_with(
+            "test.yaml: orchestration.predictor: unknown variant `oracle`, expected `static` or `adaptive`"
+        ),
+        "{message}"
+    );
+    let message = refused(&GOOD.replace("  targets:", "  adaptive: { quantile: 1.5, history: 50 }\n  targets:"));
+    assert!(
+        message.starts_with("test.yaml: orchestration.adaptive.quantile: expected a quantile in (0, 1], got 1.5"),
+        "{message}"
+    );
+    let message = refused(&GOOD.replace("  targets:", "  adaptive: { quantile: 0.5, history: 0 }\n  targets:"));
+    assert!(
+        message
+            .starts_with("test.yaml: orchestration.adaptive.history: expected a history length from 1 to 10000, got 0"),
+        "{message}"
+    );
+}

@@ -167,7 +167,10 @@ impl Sim {
         let (busy_after_start, cancelled_tails) = self.scheduler.stages().take_tails(result.meta.start);
         if let Some(cadence) = self.scenario.cadence {
             let busy = result.meta.end.max(busy_after_start);
-            self.backlog = (queue_delay + busy).saturating_sub(cadence.interval);
+            // Whole microseconds, so the simulator's nanosecond scheduling jitter cannot pile up
+            // from slot to slot.
+            let backlog = (queue_delay + busy).saturating_sub(cadence.interval);
+            self.backlog = Duration::from_micros(crate::tally::micros(backlog));
         }
         let counterfactual = match result.outcome {
             Outcome::Aborted(_) => {

@@ -55,7 +55,13 @@ fn two_processes_write_byte_identical_json() {
 
 #[test]
 fn replaying_a_slot_reproduces_its_outcome_in_the_run() {
-    let s = load("tight-deadline", 3000);
+    // tight-deadline: independent slots; drift: back-to-back slots whose backlog carries over.
+    for name in ["tight-deadline", "drift"] {
+        replays_match(load(name, 3000));
+    }
+}
+
+fn replays_match(s: Arc<Scenario>) {
     let report = Report::new(&s, &vortex_sim::run(&s, RunOptions::default()));
     assert!(report.examples.len() >= 2, "expected several outcome kinds: {:?}", report.examples);
     for (kind, slots) in &report.examples {
