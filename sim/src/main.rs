@@ -171,7 +171,7 @@ mod commands {
         let started = std::time::Instant::now();
         let report = vortex_sim::sweep::run(points, objective, workers, &|n| bar.inc(n));
         bar.finish_and_clear();
-        print!("{}", report.to_table(objective));
+        print!("{}", report.to_table(objective, &args.set));
         eprintln!("simulated {total} slots in {:.2} s of wall time", started.elapsed().as_secs_f64());
         if let Some(path) = json {
             write(&path, &report.to_json())?;

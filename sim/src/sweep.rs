@@ -307,10 +307,20 @@ pub fn scenarios(
         .into_iter()
         .map(|params| {
             let mut overrides = base.to_vec();
-            overrides.extend(params.iter().map(|(k, v)| Override { key: k.clone(), value: Value::from(*v) }));
+            overrides.extend(params.iter().map(|(k, v)| Override { key: k.clone(), value: yaml_number(*v) }));
             Ok((params, Arc::new(Scenario::load(path, &overrides)?)))
         })
         .collect()
+}
+
+/// A whole number as a YAML integer (so integer keys such as `adaptive.history` can vary too),
+/// anything else as a float.
+fn yaml_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        Value::from(v as i64)
+    } else {
+        Value::from(v)
+    }
 }
 
 /// Runs every point (points in parallel, each point's slots in order on one worker, so results
@@ -393,28 +403,30 @@ pub fn pareto_front(points: &[Point], x: impl Fn(&Point) -> f64) -> Vec<usize> {
     front
 }
 
-/// The best point's orchestration keys as a ready-to-paste `orchestration:` YAML snippet, and
-/// the varied keys that are not config keys.
-pub fn config_snippet(best: &Point) -> (String, Vec<String>) {
+/// The best point's orchestration keys, with the `--set` orchestration keys the sweep ran under,
+/// as a ready-to-paste `orchestration:` YAML snippet; and the varied keys that are not config keys.
+pub fn config_snippet(best: &Point, set: &[Override]) -> (String, Vec<String>) {
     let mut root = Value::Mapping(Default::default());
     let mut other = Vec::new();
-    for (key, value) in &best.params {
+    let fixed = set.iter().map(|o| (o.key.as_str(), o.value.clone()));
+    let varied = best.params.iter().map(|(k, v)| (k.as_str(), yaml_number(*v)));
+    let mut any = false;
+    for (key, value) in fixed.chain(varied) {
         let Some(path) = key.strip_prefix("orchestration.") else {
-            other.push(format!("{key}={value}"));
+            if let Some((_, v)) = best.params.iter().find(|(k, _)| k == key) {
+                other.push(format!("{key}={v}"));
+            }
             continue;
         };
+        any = true;
         let mut node = &mut root;
         for part in std::iter::once("orchestration").chain(path.split('.')) {
             let Value::Mapping(map) = node else { unreachable!("only maps are created on the way") };
             node = map.entry(Value::from(part)).or_insert_with(|| Value::Mapping(Default::default()));
         }
-        *node = Value::from(*value);
+        *node = value;
     }
-    let yaml = if other.len() == best.params.len() {
-        String::new()
-    } else {
-        serde_yaml_ng::to_string(&root).expect("plain YAML")
-    };
+    let yaml = if any { serde_yaml_ng::to_string(&root).expect("plain YAML") } else { String::new() };
     (yaml, other)
 }
 
@@ -425,7 +437,7 @@ impl SweepReport {
     }
 
     /// One row per point, then the recommendation.
-    pub fn to_table(&self, objective: &Objective) -> String {
+    pub fn to_table(&self, objective: &Objective, set: &[Override]) -> String {
         use std::fmt::Write as _;
         let mut t = String::new();
         let Some(first) = self.points.first() else { return t };
@@ -474,7 +486,7 @@ impl SweepReport {
                     params.join(" "),
                     objective.metric
                 );
-                let (yaml, other) = config_snippet(best);
+                let (yaml, other) = config_snippet(best, set);
                 if !yaml.is_empty() {
                     let _ = writeln!(t, "\n# paste into config.yaml (or a scenario's orchestration section):\n{yaml}");
                 }
