@@ -174,7 +174,8 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
 
     /// True when `work` fits in the time left before the deadline, less the safety buffer.
     fn fits(&self, slot: &SlotRun, work: Duration) -> bool {
-        slot.time_left().saturating_sub(self.policy.buffer) >= work && slot.time_left() >= self.policy.buffer
+        let left = slot.time_left();
+        left >= self.policy.buffer && left - self.policy.buffer >= work
     }
 
     /// Runs one stage's attempts until one succeeds, the retries run out, or a retry cannot fit.
