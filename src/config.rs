@@ -33,9 +33,12 @@ pub struct Config {
     /// The VRAM budget real mode enforces at start-up.
     #[serde(default)]
     pub vram: VramConfig,
-    /// Local weight paths of the real models (filled by real mode).
+    /// Local weight paths of the real models.
     #[serde(default)]
     pub models: ModelsConfig,
+    /// The CLIP self-check's thresholds and ensemble weights.
+    #[serde(default)]
+    pub verification: VerificationConfig,
 }
 
 /// The scheduler's policy (section `orchestration`).
@@ -248,11 +251,80 @@ impl Default for VramConfig {
     }
 }
 
-/// Section `models`: local weight paths, one entry per real model. Real mode fills this section;
-/// until then it must be empty, so a key written for a later version is refused, not ignored.
+/// Section `models`: where each real model's files are. Paths are relative to the config file.
+/// Nothing is downloaded: a model whose entry is missing is not loaded, and a stage that needs
+/// it fails loudly. Entries for models not built yet (Kokoro, LivePortrait, Flux) are refused
+/// until their stages exist.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelsConfig {}
+pub struct ModelsConfig {
+    /// CLIP ViT-B/32 (verification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_b32: Option<ClipModelConfig>,
+    /// CLIP ViT-L/14 (verification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_l14: Option<ClipModelConfig>,
+}
+
+/// One CLIP model's files, as published in a Hugging Face model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipModelConfig {
+    /// `model.safetensors`.
+    pub weights: std::path::PathBuf,
+    /// `tokenizer.json`.
+    pub tokenizer: std::path::PathBuf,
+    /// `config.json` (the architecture: widths, layers, heads).
+    pub config: std::path::PathBuf,
+    /// The dtype the weights are held in on the device.
+    #[serde(default)]
+    pub dtype: ModelDtype,
+}
+
+/// A model's resident dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelDtype {
+    /// 32-bit float (CPU default).
+    #[default]
+    F32,
+    /// 16-bit float.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl ModelDtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ModelDtype::F32 => 4,
+            ModelDtype::F16 | ModelDtype::Bf16 => 2,
+        }
+    }
+}
+
+/// Section `verification`: the dual CLIP self-check.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// Keyframes sampled evenly from the video.
+    pub keyframes: u32,
+    /// ViT-B/32 score needed to pass (mean cosine similarity of frames and prompt).
+    pub b32_min: f64,
+    /// ViT-L/14 score needed to pass.
+    pub l14_min: f64,
+    /// Weight of ViT-B/32 in the ensemble score (ViT-L/14 gets 1 minus this).
+    pub b32_weight: f64,
+    /// Flag an outlier when the two scores differ by more than this.
+    pub outlier_gap: f64,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        VerificationConfig { keyframes: 5, b32_min: 0.70, l14_min: 0.72, b32_weight: 0.4, outlier_gap: 0.15 }
+    }
+}
 
 /// A duration in seconds that must be positive and finite.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
@@ -405,6 +477,32 @@ impl Config {
 
     /// Checks that span several keys, after each value passed its own check.
     fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let v = &self.verification;
+        // Cosine similarities lie in [-1, 1]; the ensemble weight is a share.
+        let within = |key: &str, x: f64, lo: f64| {
+            if (lo..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(invalid(origin, key, format!("expected a number from {lo} to 1, got {x}")))
+            }
+        };
+        within("verification.b32_min", v.b32_min, -1.0)?;
+        within("verification.l14_min", v.l14_min, -1.0)?;
+        within("verification.b32_weight", v.b32_weight, 0.0)?;
+        if !(v.outlier_gap.is_finite() && v.outlier_gap >= 0.0) {
+            return Err(invalid(
+                origin,
+                "verification.outlier_gap",
+                format!("expected a number >= 0, got {}", v.outlier_gap),
+            ));
+        }
+        if !(1..=64).contains(&v.keyframes) {
+            return Err(invalid(
+                origin,
+                "verification.keyframes",
+                format!("expected 1 to 64 keyframes, got {}", v.keyframes),
+            ));
+        }
         if self.vram.soft_limit_gb > self.vram.hard_limit_gb {
             return Err(invalid(
                 origin,

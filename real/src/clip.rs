@@ -1,0 +1,450 @@
+//! Verification: the dual CLIP ensemble (ViT-B/32 and ViT-L/14) scoring a video's keyframes
+//! against the visual prompt.
+//!
+//! - Paper: Radford et al., *Learning Transferable Visual Models From Natural Language
+//!   Supervision* (2021). Reference code: `transformers`' `CLIPModel`; the network itself is
+//!   candle-transformers' `clip` module, loaded from the same checkpoint names.
+//! - Each model: the keyframes are preprocessed as CLIP does (shortest side resized to the input
+//!   size with a bicubic filter, center crop, per-channel normalisation), embedded, and scored as
+//!   the mean cosine similarity with the prompt's embedding.
+//! - Ensemble score = `b32_weight` × B + (1 − `b32_weight`) × L; the self-check passes when
+//!   B ≥ `b32_min` and L ≥ `l14_min`; an outlier is flagged when |B − L| > `outlier_gap`.
+//! - Consensus embedding: each model's mean keyframe embedding, L2-normalised, scaled by its
+//!   ensemble weight, the two concatenated (B's first) and L2-normalised again.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
+use candle_transformers::models::clip::vision_model::ClipVisionConfig;
+use candle_transformers::models::clip::{ClipConfig, ClipModel};
+use serde::Deserialize;
+use vortex::config::{ClipModelConfig, ModelDtype, VerificationConfig};
+
+use crate::executor::{CancelToken, Cancelled};
+use crate::media::{Frame, Video};
+use crate::weights::WeightsFile;
+use crate::LoadError;
+
+/// Where CLIP ViT-B/32 is published.
+pub const B32_PUBLISHED: &str =
+    "CLIP ViT-B/32 is published as openai/clip-vit-base-patch32 on Hugging Face (model.safetensors, tokenizer.json, config.json)";
+/// Where CLIP ViT-L/14 is published.
+pub const L14_PUBLISHED: &str =
+    "CLIP ViT-L/14 is published as openai/clip-vit-large-patch14 on Hugging Face (model.safetensors, tokenizer.json, config.json)";
+
+/// CLIP's per-channel pixel mean.
+const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's per-channel pixel standard deviation.
+const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+/// The token CLIP ends every text with; its id must be the largest, since the text tower pools
+/// at the position of the largest id.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// The architecture, as Hugging Face's `config.json` gives it (the fields candle needs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfClipConfig {
+    /// Text tower.
+    pub text_config: HfTower,
+    /// Vision tower.
+    pub vision_config: HfTower,
+    /// Width of the shared embedding space.
+    pub projection_dim: usize,
+    /// Initial value of the logit scale (unused for scoring).
+    #[serde(default = "default_logit_scale")]
+    pub logit_scale_init_value: f32,
+}
+
+fn default_logit_scale() -> f32 {
+    2.6592
+}
+
+/// One tower's sizes in `config.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HfTower {
+    /// Width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Text: vocabulary size.
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
+    /// Text: context length (77 for CLIP).
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
+    /// Vision: input size in pixels.
+    #[serde(default)]
+    pub image_size: Option<usize>,
+    /// Vision: patch size.
+    #[serde(default)]
+    pub patch_size: Option<usize>,
+    /// Activation; only `quick_gelu` is supported (every published CLIP uses it).
+    #[serde(default = "quick_gelu")]
+    pub hidden_act: String,
+}
+
+fn quick_gelu() -> String {
+    "quick_gelu".into()
+}
+
+impl HfClipConfig {
+    /// Reads `config.json`.
+    pub fn load(model: &str, path: &Path, published: &'static str) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), published))?;
+        let cfg: HfClipConfig = serde_json::from_str(&text)
+            .map_err(|e| LoadError::file(model, path, format!("not a CLIP config.json: {e}"), published))?;
+        for (tower, t) in [("text_config", &cfg.text_config), ("vision_config", &cfg.vision_config)] {
+            if t.hidden_act != "quick_gelu" {
+                return Err(LoadError::file(
+                    model,
+                    path,
+                    format!("{tower}.hidden_act {:?} is not supported (quick_gelu only)", t.hidden_act),
+                    published,
+                ));
+            }
+            if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
+                return Err(LoadError::file(
+                    model,
+                    path,
+                    format!("{tower}: hidden_size must be a multiple of num_attention_heads"),
+                    published,
+                ));
+            }
+        }
+        let need = |what: Option<usize>, key: &str| {
+            what.ok_or_else(|| LoadError::file(model, path, format!("missing {key}"), published))
+        };
+        need(cfg.text_config.vocab_size, "text_config.vocab_size")?;
+        need(cfg.text_config.max_position_embeddings, "text_config.max_position_embeddings")?;
+        need(cfg.vision_config.image_size, "vision_config.image_size")?;
+        need(cfg.vision_config.patch_size, "vision_config.patch_size")?;
+        Ok(cfg)
+    }
+
+    /// candle's config.
+    pub fn to_candle(&self) -> ClipConfig {
+        let (t, v) = (&self.text_config, &self.vision_config);
+        let image_size = v.image_size.expect("checked on load");
+        ClipConfig {
+            text_config: ClipTextConfig {
+                vocab_size: t.vocab_size.expect("checked on load"),
+                embed_dim: t.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: t.intermediate_size,
+                max_position_embeddings: t.max_position_embeddings.expect("checked on load"),
+                pad_with: None,
+                num_hidden_layers: t.num_hidden_layers,
+                num_attention_heads: t.num_attention_heads,
+                projection_dim: self.projection_dim,
+            },
+            vision_config: ClipVisionConfig {
+                embed_dim: v.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: v.intermediate_size,
+                num_hidden_layers: v.num_hidden_layers,
+                num_attention_heads: v.num_attention_heads,
+                projection_dim: self.projection_dim,
+                num_channels: 3,
+                image_size,
+                patch_size: v.patch_size.expect("checked on load"),
+            },
+            logit_scale_init_value: self.logit_scale_init_value,
+            image_size,
+        }
+    }
+
+    /// Tensor names the weights must hold. candle would fill a missing class embedding with
+    /// random numbers, so it is checked here, with every layer's projections.
+    pub fn expected_tensors(&self) -> Vec<String> {
+        let mut names: Vec<String> = [
+            "text_model.embeddings.token_embedding.weight",
+            "text_model.embeddings.position_embedding.weight",
+            "text_model.final_layer_norm.weight",
+            "vision_model.embeddings.class_embedding",
+            "vision_model.embeddings.patch_embedding.weight",
+            "vision_model.embeddings.position_embedding.weight",
+            "vision_model.pre_layrnorm.weight",
+            "vision_model.post_layernorm.weight",
+            "visual_projection.weight",
+            "text_projection.weight",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (tower, layers) in
+            [("text_model", self.text_config.num_hidden_layers), ("vision_model", self.vision_config.num_hidden_layers)]
+        {
+            for i in 0..layers {
+                for part in [
+                    "self_attn.q_proj",
+                    "self_attn.k_proj",
+                    "self_attn.v_proj",
+                    "self_attn.out_proj",
+                    "mlp.fc1",
+                    "mlp.fc2",
+                ] {
+                    names.push(format!("{tower}.encoder.layers.{i}.{part}.weight"));
+                }
+            }
+        }
+        names
+    }
+}
+
+/// One loaded CLIP model with its tokenizer.
+pub struct ClipEncoder {
+    model: ClipModel,
+    tokenizer: tokenizers::Tokenizer,
+    end_of_text: u32,
+    context: usize,
+    image_size: usize,
+    device: Device,
+    dtype: DType,
+}
+
+/// A prompt's embedding and whether it had to be cut to fit.
+pub struct TextEmbedding {
+    /// L2-normalised, shape (1, projection_dim).
+    pub embedding: Tensor,
+    /// True when the prompt was longer than the context and was truncated.
+    pub truncated: bool,
+}
+
+impl ClipEncoder {
+    /// Loads one CLIP model from its files; `base_dir` resolves relative paths.
+    pub fn load(
+        model: &str,
+        cfg: &ClipModelConfig,
+        base_dir: &Path,
+        device: &Device,
+        published: &'static str,
+    ) -> Result<ClipEncoder, LoadError> {
+        let (weights_path, config_path, tokenizer_path) =
+            (base_dir.join(&cfg.weights), base_dir.join(&cfg.config), base_dir.join(&cfg.tokenizer));
+        let arch = HfClipConfig::load(model, &config_path, published)?;
+        let weights = WeightsFile::inspect(model, &weights_path, published)?;
+        weights.require(model, &arch.expected_tensors(), published)?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| LoadError::file(model, &tokenizer_path, format!("not a tokenizer.json: {e}"), published))?;
+        let end_of_text = tokenizer
+            .token_to_id(END_OF_TEXT)
+            .ok_or_else(|| LoadError::file(model, &tokenizer_path, format!("has no {END_OF_TEXT} token"), published))?;
+        let vocab = arch.text_config.vocab_size.expect("checked on load");
+        if end_of_text as usize + 1 != vocab {
+            return Err(LoadError::file(
+                model,
+                &tokenizer_path,
+                format!("{END_OF_TEXT} must be the last id ({}), got {end_of_text}", vocab - 1),
+                published,
+            ));
+        }
+        let dtype = candle_dtype(cfg.dtype);
+        // SAFETY of the mmap: the file is opened read-only and not modified while mapped; this is
+        // candle's documented way to load safetensors.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], dtype, device) }
+            .map_err(|e| LoadError::file(model, &weights_path, format!("cannot map: {e}"), published))?;
+        let candle_cfg = arch.to_candle();
+        let clip = ClipModel::new(vb, &candle_cfg).map_err(|e| {
+            LoadError::file(
+                model,
+                &weights_path,
+                format!("does not fit the architecture in {}: {e}", config_path.display()),
+                published,
+            )
+        })?;
+        Ok(ClipEncoder {
+            model: clip,
+            tokenizer,
+            end_of_text,
+            context: candle_cfg.text_config.max_position_embeddings,
+            image_size: candle_cfg.image_size,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// Token ids of a prompt, cut to the context (the end-of-text token kept last).
+    pub fn tokenize(&self, prompt: &str) -> candle_core::Result<(Vec<u32>, bool)> {
+        let encoding = self.tokenizer.encode(prompt, true).map_err(candle_core::Error::wrap)?;
+        let mut ids = encoding.get_ids().to_vec();
+        if ids.last() != Some(&self.end_of_text) {
+            ids.push(self.end_of_text);
+        }
+        let truncated = ids.len() > self.context;
+        if truncated {
+            ids.truncate(self.context);
+            ids[self.context - 1] = self.end_of_text;
+        }
+        Ok((ids, truncated))
+    }
+
+    /// The prompt's normalised embedding.
+    pub fn embed_text(&self, prompt: &str) -> candle_core::Result<TextEmbedding> {
+        let (ids, truncated) = self.tokenize(prompt)?;
+        let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        let embedding = l2_normalize(&self.text_features(&ids)?)?;
+        Ok(TextEmbedding { embedding, truncated })
+    }
+
+    /// Normalised embeddings of already preprocessed pixels, shape (n, 3, size, size).
+    pub fn embed_pixels(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        l2_normalize(&self.image_features(pixels)?)
+    }
+
+    /// Normalised embeddings of frames, preprocessed as CLIP does.
+    pub fn embed_frames(&self, frames: &[&Frame]) -> candle_core::Result<Tensor> {
+        let pixels = preprocess(frames, self.image_size, &self.device)?;
+        self.embed_pixels(&pixels)
+    }
+
+    /// Unnormalised image features of preprocessed pixels (the reference's
+    /// `get_image_features`), f32.
+    pub fn image_features(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        self.model.get_image_features(&pixels.to_dtype(self.dtype)?)?.to_dtype(DType::F32)
+    }
+
+    /// Unnormalised text features of token ids, shape (batch, len) (the reference's
+    /// `get_text_features`), f32.
+    pub fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        self.model.get_text_features(ids)?.to_dtype(DType::F32)
+    }
+
+    /// Input size in pixels.
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+}
+
+/// CLIP's preprocessing: shortest side to `size` (bicubic), center crop, scale to [0, 1],
+/// normalise per channel. Returns (n, 3, size, size) f32.
+pub fn preprocess(frames: &[&Frame], size: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mut data = Vec::with_capacity(frames.len() * 3 * size * size);
+    for frame in frames {
+        let (w, h) = frame.dimensions();
+        let scale = size as f64 / w.min(h) as f64;
+        let (nw, nh) = (
+            ((w as f64 * scale).round() as u32).max(size as u32),
+            ((h as f64 * scale).round() as u32).max(size as u32),
+        );
+        let resized = image::imageops::resize(*frame, nw, nh, image::imageops::FilterType::CatmullRom);
+        let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
+        for c in 0..3 {
+            for y in 0..size as u32 {
+                for x in 0..size as u32 {
+                    let v = resized.get_pixel(x0 + x, y0 + y)[c] as f32 / 255.0;
+                    data.push((v - MEAN[c]) / STD[c]);
+                }
+            }
+        }
+    }
+    Tensor::from_vec(data, (frames.len(), 3, size, size), device)
+}
+
+fn l2_normalize(v: &Tensor) -> candle_core::Result<Tensor> {
+    v.broadcast_div(&v.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
+}
+
+/// The candle dtype of a configured model dtype.
+pub fn candle_dtype(dtype: ModelDtype) -> DType {
+    match dtype {
+        ModelDtype::F32 => DType::F32,
+        ModelDtype::F16 => DType::F16,
+        ModelDtype::Bf16 => DType::BF16,
+    }
+}
+
+/// One model's part of a verdict.
+#[derive(Debug, Clone)]
+pub struct ModelScore {
+    /// Mean cosine similarity of the keyframes and the prompt.
+    pub score: f64,
+    /// Mean keyframe embedding, L2-normalised.
+    pub mean_embedding: Vec<f32>,
+    /// True when the prompt was cut to the context.
+    pub truncated: bool,
+}
+
+/// Scores keyframes against a prompt with one model; checks the token between units of work.
+pub fn score(
+    encoder: &ClipEncoder,
+    prompt: &str,
+    frames: &[&Frame],
+    cancel: &CancelToken,
+) -> Result<ModelScore, ScoreError> {
+    cancel.check()?;
+    let text = encoder.embed_text(prompt)?;
+    cancel.check()?;
+    let images = encoder.embed_frames(frames)?;
+    let sims = images.matmul(&text.embedding.t()?)?.squeeze(1)?.to_vec1::<f32>()?;
+    let score = sims.iter().map(|&s| s as f64).sum::<f64>() / sims.len() as f64;
+    let mean = l2_normalize(&images.mean_keepdim(0)?)?.squeeze(0)?.to_vec1::<f32>()?;
+    Ok(ModelScore { score, mean_embedding: mean, truncated: text.truncated })
+}
+
+/// Why scoring stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// The job was cancelled.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    /// candle failed.
+    #[error("clip: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The self-check's result.
+#[derive(Debug, Clone)]
+pub struct ClipVerdict {
+    /// ViT-B/32 score.
+    pub score_b32: f64,
+    /// ViT-L/14 score.
+    pub score_l14: f64,
+    /// Weighted ensemble score.
+    pub ensemble: f64,
+    /// B ≥ b32_min and L ≥ l14_min.
+    pub passed: bool,
+    /// |B − L| > outlier_gap.
+    pub outlier: bool,
+    /// The consensus embedding (see the module docs), L2-normalised.
+    pub embedding: Vec<f32>,
+}
+
+impl vortex::Verdict for ClipVerdict {
+    fn passed(&self) -> bool {
+        self.passed
+    }
+}
+
+/// Combines the two models' scores into a verdict.
+pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> ClipVerdict {
+    let w = cfg.b32_weight;
+    let ensemble = w * b32.score + (1.0 - w) * l14.score;
+    let mut embedding: Vec<f32> = b32
+        .mean_embedding
+        .iter()
+        .map(|x| x * w as f32)
+        .chain(l14.mean_embedding.iter().map(|x| x * (1.0 - w) as f32))
+        .collect();
+    let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        embedding.iter_mut().for_each(|x| *x /= norm);
+    }
+    ClipVerdict {
+        score_b32: b32.score,
+        score_l14: l14.score,
+        ensemble,
+        passed: b32.score >= cfg.b32_min && l14.score >= cfg.l14_min,
+        outlier: (b32.score - l14.score).abs() > cfg.outlier_gap,
+        embedding,
+    }
+}
+
+/// The keyframes of a video the self-check scores.
+pub fn keyframes(video: &Video, cfg: &VerificationConfig) -> Vec<Frame> {
+    video.keyframe_indices(cfg.keyframes as usize).into_iter().map(|i| video.frames[i].clone()).collect()
+}

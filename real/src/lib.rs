@@ -1,0 +1,66 @@
+//! # Real mode: the scheduler driving candle models
+//!
+//! The same [`vortex::SlotScheduler`] that the simulator runs in virtual time drives real models
+//! here. Each model is loaded once at start-up from local files named in `config.yaml`'s `models`
+//! section, stays resident on its own worker thread ([`executor`]), and is told to stop through a
+//! cancellation token when the scheduler times out, aborts or cancels its stage.
+//!
+//! ## Map
+//! - [`weights`]: safetensors headers, checked before loading; resident sizes.
+//! - [`models`]: loading every configured model, the VRAM budget, `vortex models check`.
+//! - [`executor`]: model worker threads and cancellation.
+//! - [`clip`]: the verification stage, a dual CLIP ensemble.
+//! - [`media`]: frames and videos passed between stages.
+//!
+//! Built so far: verification (dual CLIP). Audio (Kokoro), image (Flux.1-Schnell) and video
+//! (LivePortrait) are not built yet: their config entries are refused and [`models::RealStages`]
+//! fails those stages with an error that says so, never with made-up output.
+
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+pub mod clip;
+pub mod executor;
+pub mod media;
+pub mod models;
+pub mod weights;
+
+/// Why a model could not be loaded; the message names the model, the file and where such files
+/// are published.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A weights file is missing, malformed or lacks tensors.
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
+    /// Another file (config, tokenizer) is wrong.
+    #[error("{model}: {}: {reason}. {published}", path.display())]
+    File {
+        /// Which model.
+        model: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// Where such files are published.
+        published: &'static str,
+    },
+    /// The device cannot be used.
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The configured device.
+        device: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The models do not fit the VRAM budget.
+    #[error("{0}")]
+    Budget(String),
+}
+
+impl LoadError {
+    /// An error about one of a model's files.
+    pub fn file(model: &str, path: &Path, reason: impl Into<String>, published: &'static str) -> Self {
+        LoadError::File { model: model.into(), path: path.into(), reason: reason.into(), published }
+    }
+}

@@ -1,0 +1,84 @@
+//! The `vortex` binary: `config check` and `models check`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vortex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vortex")).args(args).output().unwrap()
+}
+
+fn repo_config() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.yaml").display().to_string()
+}
+
+#[test]
+fn config_check_prints_effective_values_or_the_error() {
+    let ok = vortex(&["config", "check", &repo_config()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(stdout.contains("config.yaml: valid") && stdout.contains("deadline_buffer_s: 5.0"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, std::fs::read_to_string(repo_config()).unwrap().replace("clip_s: 2", "clip_s: -2")).unwrap();
+    let out = vortex(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr
+            .contains("bad.yaml: orchestration.timeouts.clip_s: expected a positive, finite number of seconds, got -2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn models_check_loads_every_configured_model_and_prints_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config_with_clips(dir.path(), "");
+    let out = vortex(&["models", "check", "--config", config.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("VRAM budget on cpu (soft 10.5 GB, hard 11.5 GB)"), "{stdout}");
+    assert!(stdout.contains("clip_b32") && stdout.contains("clip_l14") && stdout.contains("load_ms"), "{stdout}");
+    assert!(
+        stdout.contains("not built yet in real mode: audio (Kokoro), image (Flux.1-Schnell), video (LivePortrait)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn models_check_fails_clearly() {
+    let out = vortex(&["models", "check", "--config", &repo_config()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model is configured in `models`"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config_with_clips(dir.path(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("soft_limit_gb: 10.5", "soft_limit_gb: 0.000001")
+        .replace("hard_limit_gb: 11.5", "hard_limit_gb: 0.000001");
+    std::fs::write(&config, text).unwrap();
+    let out = vortex(&["models", "check", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("above vram.hard_limit_gb") && err.contains("clip_b32 f32") && err.contains("clip_l14 f32"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config_with_clips(dir.path(), "");
+    std::fs::write(dir.path().join("clip_l14/model.safetensors"), b"not weights").unwrap();
+    let out = vortex(&["models", "check", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("clip_l14: ")
+            && err.contains("model.safetensors is not a safetensors file")
+            && err.contains("openai/clip-vit-large-patch14"),
+        "{err}"
+    );
+}

@@ -1,0 +1,162 @@
+//! The verification stage on tiny random-weight CLIP models, loaded through the production code
+//! and run through the real scheduler on CPU.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use candle_core::Device;
+use common::{write_config_with_clips, write_tiny_clip};
+use vortex::{Config, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
+use vortex_real::clip::{self, ClipEncoder, ModelScore};
+use vortex_real::media::{Frame, Video};
+use vortex_real::models::{Models, RealStages};
+
+fn video(frames: usize) -> Video {
+    // Test input standing in for the video stage's output: a gradient that moves frame by frame.
+    let frames = (0..frames)
+        .map(|i| Frame::from_fn(48, 40, |x, y| image::Rgb([(x * 5 + i as u32) as u8, (y * 6) as u8, 128])))
+        .collect();
+    Video { frames, fps: 25.0 }
+}
+
+fn loaded(dir: &Path) -> (Config, Models) {
+    let path = write_config_with_clips(dir, "");
+    let config = Config::load(&path).unwrap();
+    let models = Models::load(&config, dir).unwrap();
+    (config, models)
+}
+
+#[test]
+fn tiny_clip_loads_through_the_production_path_and_embeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = write_tiny_clip(dir.path(), "m", 16);
+    let enc = ClipEncoder::load("clip_b32", &entry, dir.path(), &Device::Cpu, clip::B32_PUBLISHED).unwrap();
+    let text = enc.embed_text("w1 w2 w3").unwrap();
+    assert_eq!(text.embedding.dims(), [1, 16]);
+    assert!(!text.truncated);
+    let v = video(3);
+    let frames: Vec<&Frame> = v.frames.iter().collect();
+    let images = enc.embed_frames(&frames).unwrap();
+    assert_eq!(images.dims(), [3, 16]);
+    let norms = images.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+    assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+    // Loading twice gives the same model: nothing is drawn at random on load.
+    let again = ClipEncoder::load("clip_b32", &entry, dir.path(), &Device::Cpu, clip::B32_PUBLISHED).unwrap();
+    let a = again.embed_text("w1 w2 w3").unwrap().embedding.to_vec2::<f32>().unwrap();
+    assert_eq!(a, text.embedding.to_vec2::<f32>().unwrap());
+}
+
+#[test]
+fn long_prompts_are_truncated_to_the_context_keeping_the_end_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = write_tiny_clip(dir.path(), "m", 8);
+    let enc = ClipEncoder::load("clip_b32", &entry, dir.path(), &Device::Cpu, clip::B32_PUBLISHED).unwrap();
+    let (ids, truncated) = enc.tokenize("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10").unwrap();
+    assert!(truncated);
+    assert_eq!(ids.len(), 8);
+    assert_eq!((ids[0], ids[7]), (98, 99));
+    let (ids, truncated) = enc.tokenize("w1 w2").unwrap();
+    assert_eq!((ids, truncated), (vec![98, 1, 2, 99], false));
+    assert!(enc.embed_text("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10").unwrap().truncated);
+}
+
+#[test]
+fn missing_class_embedding_is_a_load_error_not_a_random_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = write_tiny_clip(dir.path(), "m", 16);
+    let tensors = candle_core::safetensors::load(&entry.weights, &Device::Cpu).unwrap();
+    let kept: std::collections::HashMap<_, _> =
+        tensors.into_iter().filter(|(k, _)| k != "vision_model.embeddings.class_embedding").collect();
+    candle_core::safetensors::save(&kept, &entry.weights).unwrap();
+    let err =
+        ClipEncoder::load("clip_l14", &entry, dir.path(), &Device::Cpu, clip::L14_PUBLISHED).err().unwrap().to_string();
+    assert!(
+        err.starts_with("clip_l14: ")
+            && err.contains("lacks 1 tensor(s)")
+            && err.contains("vision_model.embeddings.class_embedding"),
+        "{err}"
+    );
+    assert!(err.contains("openai/clip-vit-large-patch14"), "{err}");
+}
+
+#[test]
+fn verdict_combines_scores_as_configured() {
+    let cfg = vortex::config::VerificationConfig::default();
+    let s = |score, e: Vec<f32>| ModelScore { score, mean_embedding: e, truncated: false };
+    let v = clip::verdict(&s(0.71, vec![1.0, 0.0]), &s(0.90, vec![0.0, 1.0, 0.0]), &cfg);
+    assert!((v.ensemble - (0.4 * 0.71 + 0.6 * 0.90)).abs() < 1e-12);
+    assert!(v.passed && v.outlier);
+    assert_eq!(v.embedding.len(), 5);
+    let norm: f32 = v.embedding.iter().map(|x| x * x).sum();
+    assert!((norm - 1.0).abs() < 1e-6);
+    assert!((v.embedding[0] / v.embedding[3] - 0.4 / 0.6).abs() < 1e-6);
+    let v = clip::verdict(&s(0.69, vec![1.0]), &s(0.80, vec![1.0]), &cfg);
+    assert!(!v.passed && !v.outlier);
+}
+
+/// Test doubles for the stages not built yet, and the real verification stage.
+struct WithRealClip {
+    real: RealStages,
+    frames: usize,
+}
+
+impl Stages for WithRealClip {
+    type Audio = ();
+    type Image = ();
+    type Video = Video;
+    type Verdict = clip::ClipVerdict;
+
+    async fn audio(&self, _: &Recipe, _: u32) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    async fn image(&self, _: &Recipe, _: u32) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    async fn video(&self, _: &Recipe, _: &(), _: &(), _: u32) -> Result<Video, StageError> {
+        Ok(video(self.frames))
+    }
+
+    async fn clip(&self, recipe: &Recipe, video: &Video, attempt: u32) -> Result<clip::ClipVerdict, StageError> {
+        self.real.clip(recipe, video, attempt).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_clip_stage_runs_through_the_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, models) = loaded(dir.path());
+    assert_eq!(models.loaded.len(), 2);
+    let stages = WithRealClip { real: RealStages::new(models, &config), frames: 12 };
+    let mut orchestration = config.orchestration.clone();
+    // Real time here (the models run on real threads): a generous verification timeout, since
+    // this test checks the wiring, not speed.
+    orchestration.timeouts.clip_s = vortex::config::Secs::new(120.0).unwrap();
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(orchestration.targets.durations()), &orchestration);
+    let recipe = Recipe::new(1, "w1 w2", "w3 w4 w5");
+    let result = scheduler.run_slot(&recipe, Duration::from_secs(600)).await;
+    let completed = result.completed().unwrap_or_else(|| panic!("{:?}", result.outcome));
+    let v = &completed.outputs.verdict;
+    assert!((-1.0..=1.0).contains(&v.score_b32) && (-1.0..=1.0).contains(&v.score_l14));
+    assert_eq!(v.embedding.len(), 32);
+    // Random weights score near zero: the self-check fails, and the slot still completes.
+    assert_eq!(completed.clip_passed, v.score_b32 >= 0.70 && v.score_l14 >= 0.72);
+    assert_eq!(result.attempts.clip, 1);
+}
+
+#[tokio::test]
+async fn real_stages_not_built_yet_fail_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, models) = loaded(dir.path());
+    let stages = RealStages::new(models, &config);
+    let o = &config.orchestration;
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.targets.durations()), o);
+    let result = scheduler.run_slot(&Recipe::new(1, "hello", "a studio"), Duration::from_secs(45)).await;
+    let Outcome::Failed(f) = &result.outcome else { panic!("{:?}", result.outcome) };
+    assert!(matches!(f.stage, Stage::Audio | Stage::Image));
+    let vortex::FailReason::Error(e) = &f.reason else { panic!("{f:?}") };
+    assert!(e.message().contains("is not built yet in real mode"), "{}", e.message());
+}
