@@ -82,7 +82,7 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
     for line in budget.lines() {
         println!("  {line}");
     }
-    println!("  total {:.3} GB", budget.total() as f64 / 1e9);
+    println!("  total {}", vortex_real::models::size(budget.total()));
     let models = vortex_real::models::Models::load(&config, base)?;
     if models.over_soft_limit {
         eprintln!("warning: the models exceed vram.soft_limit_gb");
@@ -90,13 +90,13 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
     if models.loaded.is_empty() {
         anyhow::bail!("{}: no model is configured in `models` (see docs/real-mode.md)", path.display());
     }
-    println!("{:<10} {:>6} {:>10} {:>8} {:>8} {:>10}", "model", "dtype", "size_gb", "tensors", "device", "load_ms");
+    println!("{:<10} {:>6} {:>10} {:>8} {:>8} {:>10}", "model", "dtype", "size", "tensors", "device", "load_ms");
     for m in &models.loaded {
         println!(
-            "{:<10} {:>6} {:>10.3} {:>8} {:>8} {:>10.1}",
+            "{:<10} {:>6} {:>10} {:>8} {:>8} {:>10.1}",
             m.name,
-            format!("{:?}", m.dtype).to_lowercase(),
-            m.resident_bytes as f64 / 1e9,
+            vortex_real::models::dtype_name(m.dtype),
+            vortex_real::models::size(m.resident_bytes),
             m.tensors,
             config.device.name,
             m.load_time.as_secs_f64() * 1e3

@@ -89,8 +89,8 @@ impl Budget {
         let total = self.total();
         if total > self.hard_limit {
             return Err(LoadError::Budget(format!(
-                "the models need {:.2} GB, above vram.hard_limit_gb = {:.2}: {}",
-                total as f64 / GB,
+                "the models need {}, above vram.hard_limit_gb = {}: {}",
+                size(total),
                 self.hard_limit as f64 / GB,
                 self.lines().join("; ")
             )));
@@ -100,10 +100,25 @@ impl Budget {
 
     /// One line per model: name, dtype, size.
     pub fn lines(&self) -> Vec<String> {
-        self.models
-            .iter()
-            .map(|m| format!("{} {:?} {:.3} GB", m.name, m.dtype, m.resident_bytes as f64 / GB).to_lowercase())
-            .collect()
+        self.models.iter().map(|m| format!("{} {} {}", m.name, dtype_name(m.dtype), size(m.resident_bytes))).collect()
+    }
+}
+
+/// `f32`, `f16` or `bf16`.
+pub fn dtype_name(dtype: ModelDtype) -> &'static str {
+    match dtype {
+        ModelDtype::F32 => "f32",
+        ModelDtype::F16 => "f16",
+        ModelDtype::Bf16 => "bf16",
+    }
+}
+
+/// A byte count in GB, or in MB below 1 GB.
+pub fn size(bytes: u64) -> String {
+    if bytes as f64 >= GB {
+        format!("{:.2} GB", bytes as f64 / GB)
+    } else {
+        format!("{:.2} MB", bytes as f64 / 1e6)
     }
 }
 
