@@ -253,8 +253,8 @@ impl Default for VramConfig {
 
 /// Section `models`: where each real model's files are. Paths are relative to the config file.
 /// Nothing is downloaded: a model whose entry is missing is not loaded, and a stage that needs
-/// it fails loudly. Entries for models not built yet (Kokoro, LivePortrait, Flux) are refused
-/// until their stages exist.
+/// it fails loudly. Entries for models not built yet (Kokoro, LivePortrait) are refused until
+/// their stages exist.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsConfig {
@@ -264,6 +264,66 @@ pub struct ModelsConfig {
     /// CLIP ViT-L/14 (verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_l14: Option<ClipModelConfig>,
+    /// Flux.1-Schnell (the actor image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flux: Option<FluxModelConfig>,
+}
+
+/// Flux.1-Schnell's files: the transformer (Black Forest Labs' checkpoint layout), its two text
+/// encoders and its autoencoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FluxModelConfig {
+    /// `flux1-schnell.safetensors`.
+    pub transformer: std::path::PathBuf,
+    /// The transformer's architecture as JSON (candle's field names); default: the Schnell preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer_config: Option<std::path::PathBuf>,
+    /// `ae.safetensors`.
+    pub vae: std::path::PathBuf,
+    /// The autoencoder's architecture as JSON; default: the Schnell preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_config: Option<std::path::PathBuf>,
+    /// The T5 encoder (`text_encoder_2/`): weights, `config.json`, `tokenizer.json`.
+    pub t5: TextEncoderFiles,
+    /// The CLIP-L text encoder (`text_encoder/`): weights, `config.json`, `tokenizer.json`.
+    pub clip: TextEncoderFiles,
+    /// The dtype the weights are held in on the device.
+    #[serde(default)]
+    pub dtype: ModelDtype,
+    /// Side of the square image in pixels (a multiple of 16).
+    #[serde(default = "default_image_px")]
+    pub image_px: u32,
+    /// Denoising steps (Schnell is distilled for 4).
+    #[serde(default = "default_steps")]
+    pub steps: u32,
+    /// T5 tokens the prompt is padded or cut to (256 for Schnell).
+    #[serde(default = "default_t5_tokens")]
+    pub t5_tokens: u32,
+}
+
+fn default_image_px() -> u32 {
+    512
+}
+
+fn default_steps() -> u32 {
+    4
+}
+
+fn default_t5_tokens() -> u32 {
+    256
+}
+
+/// A Hugging Face text encoder directory's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextEncoderFiles {
+    /// `model.safetensors`.
+    pub weights: std::path::PathBuf,
+    /// `config.json`.
+    pub config: std::path::PathBuf,
+    /// `tokenizer.json`.
+    pub tokenizer: std::path::PathBuf,
 }
 
 /// One CLIP model's files, as published in a Hugging Face model directory.
@@ -495,6 +555,25 @@ impl Config {
                 "verification.outlier_gap",
                 format!("expected a number >= 0, got {}", v.outlier_gap),
             ));
+        }
+        if let Some(f) = &self.models.flux {
+            if f.image_px == 0 || f.image_px % 16 != 0 || f.image_px > 2048 {
+                return Err(invalid(
+                    origin,
+                    "models.flux.image_px",
+                    format!("expected a multiple of 16 up to 2048, got {}", f.image_px),
+                ));
+            }
+            if !(1..=50).contains(&f.steps) {
+                return Err(invalid(origin, "models.flux.steps", format!("expected 1 to 50 steps, got {}", f.steps)));
+            }
+            if !(1..=512).contains(&f.t5_tokens) {
+                return Err(invalid(
+                    origin,
+                    "models.flux.t5_tokens",
+                    format!("expected 1 to 512 tokens, got {}", f.t5_tokens),
+                ));
+            }
         }
         if !(1..=64).contains(&v.keyframes) {
             return Err(invalid(

@@ -62,8 +62,8 @@ fn unknown_keys_are_refused() {
     assert!(message.starts_with("test.yaml: orchestration.timeouts.audio_ms: unknown field `audio_ms`"), "{message}");
     let message = refused(&format!("{GOOD}\nlogging: verbose\n"));
     assert!(message.starts_with("test.yaml: logging: unknown field `logging`"), "{message}");
-    let message = refused(&format!("{GOOD}\nmodels: {{ flux: /weights/flux.gguf }}\n"));
-    assert!(message.starts_with("test.yaml: models.flux: unknown field `flux`"), "{message}");
+    let message = refused(&format!("{GOOD}\nmodels: {{ kokoro: /weights/kokoro.pth }}\n"));
+    assert!(message.starts_with("test.yaml: models.kokoro: unknown field `kokoro`"), "{message}");
 }
 
 #[test]

@@ -129,20 +129,10 @@ impl HfClipConfig {
 
     /// candle's config.
     pub fn to_candle(&self) -> ClipConfig {
-        let (t, v) = (&self.text_config, &self.vision_config);
+        let v = &self.vision_config;
         let image_size = v.image_size.expect("checked on load");
         ClipConfig {
-            text_config: ClipTextConfig {
-                vocab_size: t.vocab_size.expect("checked on load"),
-                embed_dim: t.hidden_size,
-                activation: Activation::QuickGelu,
-                intermediate_size: t.intermediate_size,
-                max_position_embeddings: t.max_position_embeddings.expect("checked on load"),
-                pad_with: None,
-                num_hidden_layers: t.num_hidden_layers,
-                num_attention_heads: t.num_attention_heads,
-                projection_dim: self.projection_dim,
-            },
+            text_config: text_config(&self.text_config, self.projection_dim).expect("checked on load"),
             vision_config: ClipVisionConfig {
                 embed_dim: v.hidden_size,
                 activation: Activation::QuickGelu,
@@ -194,6 +184,25 @@ impl HfClipConfig {
         }
         names
     }
+}
+
+/// candle's text config from a `config.json` text tower (also Flux's CLIP-L text encoder, whose
+/// `config.json` is the tower alone).
+pub fn text_config(t: &HfTower, projection_dim: usize) -> Result<ClipTextConfig, String> {
+    if t.hidden_act != "quick_gelu" {
+        return Err(format!("hidden_act {:?} is not supported (quick_gelu only)", t.hidden_act));
+    }
+    Ok(ClipTextConfig {
+        vocab_size: t.vocab_size.ok_or("missing vocab_size")?,
+        embed_dim: t.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: t.intermediate_size,
+        max_position_embeddings: t.max_position_embeddings.ok_or("missing max_position_embeddings")?,
+        pad_with: None,
+        num_hidden_layers: t.num_hidden_layers,
+        num_attention_heads: t.num_attention_heads,
+        projection_dim,
+    })
 }
 
 /// One loaded CLIP model with its tokenizer.

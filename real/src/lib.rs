@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub mod clip;
 pub mod executor;
+pub mod flux;
 pub mod media;
 pub mod models;
 pub mod weights;

@@ -114,6 +114,9 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
             missing.join(", models.")
         );
     }
-    println!("all configured models loaded; stages not built yet in real mode: audio (Kokoro), image (Flux.1-Schnell), video (LivePortrait)");
+    if config.models.flux.is_none() {
+        println!("models.flux not configured: the image stage will fail until it is");
+    }
+    println!("all configured models loaded; stages not built yet in real mode: audio (Kokoro), video (LivePortrait)");
     Ok(())
 }

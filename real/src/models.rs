@@ -10,6 +10,7 @@ use vortex::{Config, Recipe, StageError, Stages};
 
 use crate::clip::{self, ClipEncoder, ClipVerdict, ScoreError};
 use crate::executor::ModelWorker;
+use crate::flux::{FluxError, FluxPipeline};
 use crate::media::{Frame, Video};
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -68,6 +69,23 @@ impl Budget {
                 dtype: entry.dtype,
                 resident_bytes: weights.resident_bytes(entry.dtype),
                 tensors: weights.tensors.len(),
+                load_time: Duration::ZERO,
+            });
+        }
+        if let Some(f) = &config.models.flux {
+            let files = [&f.transformer, &f.vae, &f.t5.weights, &f.clip.weights];
+            let mut bytes = 0;
+            let mut tensors = 0;
+            for path in files {
+                let w = WeightsFile::inspect("flux", &base_dir.join(path), crate::flux::PUBLISHED)?;
+                bytes += w.resident_bytes(f.dtype);
+                tensors += w.tensors.len();
+            }
+            models.push(ModelReport {
+                name: "flux",
+                dtype: f.dtype,
+                resident_bytes: bytes,
+                tensors,
                 load_time: Duration::ZERO,
             });
         }
@@ -138,6 +156,8 @@ fn clip_entries(config: &Config) -> Vec<(&'static str, &ClipModelConfig, &'stati
 pub struct Models {
     /// The dual CLIP ensemble, if both models are configured.
     pub clip: Option<Arc<ClipPair>>,
+    /// Flux.1-Schnell, if configured.
+    pub flux: Option<ModelWorker<FluxPipeline>>,
     /// What was loaded, with load times.
     pub loaded: Vec<ModelReport>,
     /// The budget that was checked.
@@ -167,6 +187,16 @@ impl Models {
             encoders.push(ClipEncoder::load(name, entry, base_dir, &device, published)?);
             loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
         }
+        let flux = match &config.models.flux {
+            Some(entry) => {
+                let started = Instant::now();
+                let pipeline = FluxPipeline::load(entry, base_dir, &device)?;
+                let report = budget.models.iter().find(|m| m.name == "flux").expect("flux is in the budget");
+                loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
+                Some(ModelWorker::spawn("flux", pipeline))
+            }
+            None => None,
+        };
         let clip = match (config.models.clip_b32.is_some(), config.models.clip_l14.is_some()) {
             (true, true) => {
                 let l14 = encoders.pop().expect("two encoders");
@@ -178,7 +208,7 @@ impl Models {
             }
             _ => None,
         };
-        Ok(Models { clip, loaded, budget, over_soft_limit })
+        Ok(Models { clip, flux, loaded, budget, over_soft_limit })
     }
 }
 
@@ -227,8 +257,8 @@ fn stage_error(e: ScoreError) -> StageError {
     StageError::new(e.to_string())
 }
 
-/// The real `Stages`: verification is real; the stages whose models are not built yet fail
-/// loudly, so a slot never completes on made-up output.
+/// The real `Stages`: image (Flux) and verification (CLIP) are real; audio and video, whose
+/// models are not built yet, fail loudly, so a slot never completes on made-up output.
 pub struct RealStages {
     models: Models,
     verification: vortex::config::VerificationConfig,
@@ -269,8 +299,14 @@ impl Stages for RealStages {
         Err(not_built("audio", "Kokoro-82M"))
     }
 
-    async fn image(&self, _: &Recipe, _: u32) -> Result<Frame, StageError> {
-        Err(not_built("image", "Flux.1-Schnell"))
+    async fn image(&self, recipe: &Recipe, _: u32) -> Result<Frame, StageError> {
+        let Some(flux) = &self.models.flux else {
+            return Err(StageError::new("the image stage needs models.flux in config.yaml"));
+        };
+        let (prompt, seed) = (recipe.prompt.clone(), recipe.seed);
+        flux.run(move |pipeline: &mut FluxPipeline, cancel| pipeline.generate(&prompt, seed, cancel, |_| {}))
+            .await
+            .map_err(|e: FluxError| StageError::new(e.to_string()))
     }
 
     async fn video(&self, _: &Recipe, _: &Audio, _: &Frame, _: u32) -> Result<Video, StageError> {

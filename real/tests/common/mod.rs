@@ -78,8 +78,14 @@ pub fn write_tiny_clip(dir: &Path, name: &str, context: usize) -> ClipModelConfi
 
 /// A config.yaml naming two tiny CLIP models, written into `dir`.
 pub fn write_config_with_clips(dir: &Path, extra: &str) -> PathBuf {
+    write_config(dir, extra, false)
+}
+
+/// A config.yaml naming two tiny CLIP models and, when `with_flux`, a tiny Flux.
+pub fn write_config(dir: &Path, extra: &str, with_flux: bool) -> PathBuf {
     let b = write_tiny_clip(dir, "clip_b32", 16);
     let l = write_tiny_clip(dir, "clip_l14", 16);
+    let flux = if with_flux { flux_yaml(&write_tiny_flux(dir)) } else { String::new() };
     let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.yaml")).unwrap();
     let entry = |c: &ClipModelConfig| {
         format!(
@@ -89,9 +95,132 @@ pub fn write_config_with_clips(dir: &Path, extra: &str) -> PathBuf {
             c.config.display()
         )
     };
-    let text =
-        base.replace("models: {}", &format!("models:\n  clip_b32:{}\n  clip_l14:{}", entry(&b), entry(&l))) + extra;
+    let text = base
+        .replace("models: {}", &format!("models:\n  clip_b32:{}\n  clip_l14:{}{flux}", entry(&b), entry(&l)))
+        + extra;
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Writes a tiny random Flux (transformer, autoencoder, T5 and CLIP-L text encoders, their
+/// configs and tokenizers) into `dir/flux/` and returns its config entry (64×64 images, 4 steps).
+pub fn write_tiny_flux(dir: &Path) -> vortex::config::FluxModelConfig {
+    use candle_transformers::models::clip::text_model::ClipTextTransformer;
+    use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
+    use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
+    use candle_transformers::models::t5;
+
+    let root = dir.join("flux");
+    std::fs::create_dir_all(&root).unwrap();
+    let device = Device::Cpu;
+    let save = |name: &str, build: &dyn Fn(VarBuilder)| {
+        let varmap = VarMap::new();
+        build(VarBuilder::from_varmap(&varmap, DType::F32, &device));
+        // A VarMap starts RMS-norm scales at zero, which would zero every attention score.
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            if name.ends_with(".scale") {
+                var.set(&var.ones_like().unwrap()).unwrap();
+            }
+        }
+        varmap.save(root.join(name)).unwrap();
+    };
+
+    let arch = r#"{"in_channels": 64, "vec_in_dim": 32, "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0,
+        "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "qkv_bias": true}"#;
+    std::fs::write(root.join("transformer.json"), arch).unwrap();
+    let flux_cfg = FluxConfig {
+        in_channels: 64,
+        vec_in_dim: 32,
+        context_in_dim: 32,
+        hidden_size: 64,
+        mlp_ratio: 2.0,
+        num_heads: 2,
+        depth: 1,
+        depth_single_blocks: 1,
+        axes_dim: vec![8, 12, 12],
+        theta: 10_000,
+        qkv_bias: true,
+        guidance_embed: false,
+    };
+    save("transformer.safetensors", &|vb| {
+        Flux::new(&flux_cfg, vb).unwrap();
+    });
+
+    let vae_json = r#"{"resolution": 64, "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 16,
+        "scale_factor": 0.3611, "shift_factor": 0.1159}"#;
+    std::fs::write(root.join("vae.json"), vae_json).unwrap();
+    let vae_cfg = VaeConfig {
+        resolution: 64,
+        in_channels: 3,
+        ch: 32,
+        out_ch: 3,
+        ch_mult: vec![1, 1, 1, 1],
+        num_res_blocks: 1,
+        z_channels: 16,
+        scale_factor: 0.3611,
+        shift_factor: 0.1159,
+    };
+    save("ae.safetensors", &|vb| {
+        AutoEncoder::new(&vae_cfg, vb).unwrap();
+    });
+
+    let t5_json = r#"{"vocab_size": 100, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
+        "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16, "dropout_rate": 0.0,
+        "layer_norm_epsilon": 1e-6, "initializer_factor": 1.0, "feed_forward_proj": "gated-gelu",
+        "is_encoder_decoder": true, "tie_word_embeddings": false, "pad_token_id": 0, "eos_token_id": 1}"#;
+    std::fs::write(root.join("t5.json"), t5_json).unwrap();
+    let t5_cfg: t5::Config = serde_json::from_str(t5_json).unwrap();
+    save("t5.safetensors", &|vb| {
+        t5::T5EncoderModel::load(vb, &t5_cfg).unwrap();
+    });
+
+    let clip_json = r#"{"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "max_position_embeddings": 16, "hidden_act": "quick_gelu"}"#;
+    std::fs::write(root.join("clip.json"), clip_json).unwrap();
+    let tower: vortex_real::clip::HfTower = serde_json::from_str(clip_json).unwrap();
+    let clip_cfg = vortex_real::clip::text_config(&tower, 32).unwrap();
+    save("clip.safetensors", &|vb| {
+        ClipTextTransformer::new(vb.pp("text_model"), &clip_cfg).unwrap();
+    });
+    std::fs::write(root.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
+
+    let files = |weights: &str, config: &str| vortex::config::TextEncoderFiles {
+        weights: root.join(weights),
+        config: root.join(config),
+        tokenizer: root.join("tokenizer.json"),
+    };
+    vortex::config::FluxModelConfig {
+        transformer: root.join("transformer.safetensors"),
+        transformer_config: Some(root.join("transformer.json")),
+        vae: root.join("ae.safetensors"),
+        vae_config: Some(root.join("vae.json")),
+        t5: files("t5.safetensors", "t5.json"),
+        clip: files("clip.safetensors", "clip.json"),
+        dtype: ModelDtype::F32,
+        image_px: 64,
+        steps: 4,
+        t5_tokens: 16,
+    }
+}
+
+/// The `models.flux` entry as YAML lines (indented for the `models:` map).
+pub fn flux_yaml(f: &vortex::config::FluxModelConfig) -> String {
+    let p = |x: &Path| x.display().to_string();
+    format!(
+        "\n  flux:\n    transformer: {}\n    transformer_config: {}\n    vae: {}\n    vae_config: {}\n    t5: {{ weights: {}, config: {}, tokenizer: {} }}\n    clip: {{ weights: {}, config: {}, tokenizer: {} }}\n    dtype: f32\n    image_px: {}\n    steps: {}\n    t5_tokens: {}",
+        p(&f.transformer),
+        p(f.transformer_config.as_ref().unwrap()),
+        p(&f.vae),
+        p(f.vae_config.as_ref().unwrap()),
+        p(&f.t5.weights),
+        p(&f.t5.config),
+        p(&f.t5.tokenizer),
+        p(&f.clip.weights),
+        p(&f.clip.config),
+        p(&f.clip.tokenizer),
+        f.image_px,
+        f.steps,
+        f.t5_tokens
+    )
 }

@@ -1,0 +1,305 @@
+//! The actor image: Flux.1-Schnell.
+//!
+//! - Model: Black Forest Labs, FLUX.1 [schnell] (reference code: github.com/black-forest-labs/flux
+//!   and diffusers' `FluxPipeline`); the networks are candle-transformers' `flux`, `t5` and `clip`
+//!   modules, loaded from the published checkpoint names.
+//! - Text: the prompt through T5 (padded or cut to `t5_tokens`, the sequence the transformer
+//!   attends to) and through CLIP-L (its pooled output conditions every block).
+//! - Sampling: Gaussian noise from a ChaCha stream seeded by the recipe's seed (the image is
+//!   therefore the same on a given device), packed into 2×2 patches, then the Schnell schedule:
+//!   `steps` evenly spaced times from 1 to 0, no shift, no guidance; each step is one transformer
+//!   call and an Euler update. The cancellation token is checked before every step.
+//! - Decode: unpack, the autoencoder's decoder, clamp to [-1, 1], scale to 8-bit RGB.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
+use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
+use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
+use candle_transformers::models::flux::{sampling, WithForward};
+use candle_transformers::models::t5;
+use rand::SeedableRng;
+use rand_distr::Distribution;
+use serde::Deserialize;
+use vortex::config::FluxModelConfig;
+
+use crate::clip::{candle_dtype, HfTower};
+use crate::executor::{CancelToken, Cancelled};
+use crate::media::Frame;
+use crate::weights::WeightsFile;
+use crate::LoadError;
+
+/// Where Flux.1-Schnell is published.
+pub const PUBLISHED: &str = "FLUX.1-schnell is published as black-forest-labs/FLUX.1-schnell on Hugging Face (flux1-schnell.safetensors, ae.safetensors, text_encoder/ and text_encoder_2/ with their tokenizers)";
+
+/// The transformer's architecture in a JSON file (candle's field names; BFL ships none).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FluxArch {
+    in_channels: usize,
+    vec_in_dim: usize,
+    context_in_dim: usize,
+    hidden_size: usize,
+    mlp_ratio: f64,
+    num_heads: usize,
+    depth: usize,
+    depth_single_blocks: usize,
+    axes_dim: Vec<usize>,
+    theta: usize,
+    qkv_bias: bool,
+}
+
+/// The autoencoder's architecture in a JSON file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaeArch {
+    resolution: usize,
+    ch: usize,
+    ch_mult: Vec<usize>,
+    num_res_blocks: usize,
+    z_channels: usize,
+    scale_factor: f64,
+    shift_factor: f64,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(model: &str, path: &Path) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), PUBLISHED))?;
+    serde_json::from_str(&text)
+        .map_err(|e| LoadError::file(model, path, format!("not a valid architecture file: {e}"), PUBLISHED))
+}
+
+fn tokenizer(model: &str, path: &Path) -> Result<tokenizers::Tokenizer, LoadError> {
+    tokenizers::Tokenizer::from_file(path)
+        .map_err(|e| LoadError::file(model, path, format!("not a tokenizer.json: {e}"), PUBLISHED))
+}
+
+/// Memory-maps checked safetensors files.
+fn var_builder<'a>(model: &str, path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'a>, LoadError> {
+    WeightsFile::inspect(model, path, PUBLISHED)?;
+    // SAFETY of the mmap: the file is opened read-only and not modified while mapped; this is
+    // candle's documented way to load safetensors.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+        .map_err(|e| LoadError::file(model, path, format!("cannot map: {e}"), PUBLISHED))
+}
+
+/// Everything Flux needs, loaded.
+pub struct FluxPipeline {
+    transformer: Flux,
+    vae: AutoEncoder,
+    t5: t5::T5EncoderModel,
+    t5_tokenizer: tokenizers::Tokenizer,
+    t5_pad: u32,
+    t5_tokens: usize,
+    clip: ClipTextTransformer,
+    clip_tokenizer: tokenizers::Tokenizer,
+    clip_context: usize,
+    image_px: usize,
+    steps: usize,
+    z_channels: usize,
+    device: Device,
+    dtype: DType,
+}
+
+impl FluxPipeline {
+    /// Loads the four networks; `base_dir` resolves relative paths.
+    pub fn load(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Result<FluxPipeline, LoadError> {
+        let dtype = candle_dtype(cfg.dtype);
+        let fail = |what: &str, path: &Path, e: candle_core::Error| {
+            LoadError::file("flux", path, format!("{what} does not fit its architecture: {e}"), PUBLISHED)
+        };
+
+        let flux_cfg = match &cfg.transformer_config {
+            None => FluxConfig::schnell(),
+            Some(p) => {
+                let a: FluxArch = read_json("flux", &base_dir.join(p))?;
+                FluxConfig {
+                    in_channels: a.in_channels,
+                    vec_in_dim: a.vec_in_dim,
+                    context_in_dim: a.context_in_dim,
+                    hidden_size: a.hidden_size,
+                    mlp_ratio: a.mlp_ratio,
+                    num_heads: a.num_heads,
+                    depth: a.depth,
+                    depth_single_blocks: a.depth_single_blocks,
+                    axes_dim: a.axes_dim,
+                    theta: a.theta,
+                    qkv_bias: a.qkv_bias,
+                    guidance_embed: false, // Schnell is distilled without guidance
+                }
+            }
+        };
+        let path = base_dir.join(&cfg.transformer);
+        let transformer = Flux::new(&flux_cfg, var_builder("flux", &path, dtype, device)?)
+            .map_err(|e| fail("the transformer", &path, e))?;
+
+        let vae_cfg = match &cfg.vae_config {
+            None => VaeConfig::schnell(),
+            Some(p) => {
+                let a: VaeArch = read_json("flux", &base_dir.join(p))?;
+                VaeConfig {
+                    resolution: a.resolution,
+                    in_channels: 3,
+                    ch: a.ch,
+                    out_ch: 3,
+                    ch_mult: a.ch_mult,
+                    num_res_blocks: a.num_res_blocks,
+                    z_channels: a.z_channels,
+                    scale_factor: a.scale_factor,
+                    shift_factor: a.shift_factor,
+                }
+            }
+        };
+        if flux_cfg.in_channels != 4 * vae_cfg.z_channels {
+            return Err(LoadError::file(
+                "flux",
+                &path,
+                format!(
+                    "the transformer takes {} channels but the autoencoder's latents pack to {}",
+                    flux_cfg.in_channels,
+                    4 * vae_cfg.z_channels
+                ),
+                PUBLISHED,
+            ));
+        }
+        let path = base_dir.join(&cfg.vae);
+        let vae = AutoEncoder::new(&vae_cfg, var_builder("flux", &path, dtype, device)?)
+            .map_err(|e| fail("the autoencoder", &path, e))?;
+
+        let t5_cfg: t5::Config = read_json("flux", &base_dir.join(&cfg.t5.config))?;
+        if t5_cfg.d_model != flux_cfg.context_in_dim {
+            return Err(LoadError::file(
+                "flux",
+                &base_dir.join(&cfg.t5.config),
+                format!(
+                    "d_model {} differs from the transformer's context_in_dim {}",
+                    t5_cfg.d_model, flux_cfg.context_in_dim
+                ),
+                PUBLISHED,
+            ));
+        }
+        let path = base_dir.join(&cfg.t5.weights);
+        let t5 = t5::T5EncoderModel::load(var_builder("flux", &path, dtype, device)?, &t5_cfg)
+            .map_err(|e| fail("the T5 encoder", &path, e))?;
+
+        let clip_tower: HfTower = read_json("flux", &base_dir.join(&cfg.clip.config))?;
+        let clip_cfg = crate::clip::text_config(&clip_tower, clip_tower.hidden_size)
+            .map_err(|reason| LoadError::file("flux", &base_dir.join(&cfg.clip.config), reason, PUBLISHED))?;
+        if clip_cfg.embed_dim != flux_cfg.vec_in_dim {
+            return Err(LoadError::file(
+                "flux",
+                &base_dir.join(&cfg.clip.config),
+                format!(
+                    "hidden_size {} differs from the transformer's vec_in_dim {}",
+                    clip_cfg.embed_dim, flux_cfg.vec_in_dim
+                ),
+                PUBLISHED,
+            ));
+        }
+        let path = base_dir.join(&cfg.clip.weights);
+        let clip = ClipTextTransformer::new(var_builder("flux", &path, dtype, device)?.pp("text_model"), &clip_cfg)
+            .map_err(|e| fail("the CLIP text encoder", &path, e))?;
+
+        let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer))?;
+        let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer))?;
+        Ok(FluxPipeline {
+            transformer,
+            vae,
+            t5,
+            t5_tokenizer,
+            t5_pad: t5_cfg.pad_token_id as u32,
+            t5_tokens: cfg.t5_tokens as usize,
+            clip,
+            clip_tokenizer,
+            clip_context: clip_cfg.max_position_embeddings,
+            image_px: cfg.image_px as usize,
+            steps: cfg.steps as usize,
+            z_channels: vae_cfg.z_channels,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// Generates the actor image for `prompt`, the same for the same seed on a given device.
+    /// `on_step(k)` runs after step k (for progress and tests).
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        seed: u64,
+        cancel: &CancelToken,
+        mut on_step: impl FnMut(usize),
+    ) -> Result<Frame, FluxError> {
+        cancel.check()?;
+        let t5_emb = self.encode_t5(prompt)?;
+        let clip_emb = self.encode_clip(prompt)?;
+        let noise = self.noise(seed)?;
+        let state = sampling::State::new(&t5_emb, &clip_emb, &noise)?;
+        let timesteps = sampling::get_schedule(self.steps, None);
+        let mut img = state.img.clone();
+        for (k, window) in timesteps.windows(2).enumerate() {
+            cancel.check()?;
+            let (t_curr, t_prev) = (window[0], window[1]);
+            let t = Tensor::full(t_curr as f32, 1, &self.device)?.to_dtype(self.dtype)?;
+            let pred =
+                self.transformer.forward(&img, &state.img_ids, &state.txt, &state.txt_ids, &t, &state.vec, None)?;
+            img = (img + pred * (t_prev - t_curr))?;
+            on_step(k);
+        }
+        cancel.check()?;
+        let latent = sampling::unpack(&img, self.image_px, self.image_px)?;
+        let pixels = self.vae.decode(&latent)?.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
+        let pixels = ((pixels + 1.0)? * 127.5)?.round()?.to_dtype(DType::U8)?.squeeze(0)?.permute((1, 2, 0))?;
+        let (h, w, _) = pixels.dims3()?;
+        let data = pixels.flatten_all()?.to_vec1::<u8>()?;
+        Frame::from_raw(w as u32, h as u32, data)
+            .ok_or_else(|| FluxError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
+    }
+
+    fn ids(tokenizer: &tokenizers::Tokenizer, prompt: &str) -> candle_core::Result<Vec<u32>> {
+        Ok(tokenizer.encode(prompt, true).map_err(candle_core::Error::wrap)?.get_ids().to_vec())
+    }
+
+    fn encode_t5(&mut self, prompt: &str) -> candle_core::Result<Tensor> {
+        let mut ids = Self::ids(&self.t5_tokenizer, prompt)?;
+        if ids.len() > self.t5_tokens {
+            tracing::warn!(target: "vortex::model", event = "prompt_truncated", model = "flux.t5", tokens = ids.len(), "prompt cut to the T5 sequence length");
+        }
+        ids.resize(self.t5_tokens, self.t5_pad);
+        let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        self.t5.forward_dt(&ids, Some(self.dtype))
+    }
+
+    fn encode_clip(&self, prompt: &str) -> candle_core::Result<Tensor> {
+        let mut ids = Self::ids(&self.clip_tokenizer, prompt)?;
+        if ids.len() > self.clip_context {
+            let end = *ids.last().expect("not empty");
+            ids.truncate(self.clip_context);
+            ids[self.clip_context - 1] = end;
+        }
+        let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+        use candle_core::Module;
+        self.clip.forward(&ids)?.to_dtype(self.dtype)
+    }
+
+    /// Noise of shape (1, z, 2·⌈px/16⌉, 2·⌈px/16⌉) from the seed's ChaCha stream.
+    fn noise(&self, seed: u64) -> candle_core::Result<Tensor> {
+        let side = self.image_px.div_ceil(16) * 2;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = self.z_channels * side * side;
+        let data: Vec<f32> = (0..n).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
+        Tensor::from_vec(data, (1, self.z_channels, side, side), &self.device)?.to_dtype(self.dtype)
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FluxError {
+    /// The job was cancelled.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    /// candle failed.
+    #[error("flux: {0}")]
+    Candle(#[from] candle_core::Error),
+}
