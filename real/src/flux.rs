@@ -103,59 +103,94 @@ pub struct FluxPipeline {
     dtype: DType,
 }
 
+/// Loads the transformer (`transformer`, with `transformer_config` or the Schnell preset).
+pub fn load_transformer(
+    cfg: &FluxModelConfig,
+    base_dir: &Path,
+    device: &Device,
+) -> Result<(Flux, FluxConfig), LoadError> {
+    let flux_cfg = match &cfg.transformer_config {
+        None => FluxConfig::schnell(),
+        Some(p) => {
+            let a: FluxArch = read_json("flux", &base_dir.join(p))?;
+            FluxConfig {
+                in_channels: a.in_channels,
+                vec_in_dim: a.vec_in_dim,
+                context_in_dim: a.context_in_dim,
+                hidden_size: a.hidden_size,
+                mlp_ratio: a.mlp_ratio,
+                num_heads: a.num_heads,
+                depth: a.depth,
+                depth_single_blocks: a.depth_single_blocks,
+                axes_dim: a.axes_dim,
+                theta: a.theta,
+                qkv_bias: a.qkv_bias,
+                guidance_embed: false, // Schnell is distilled without guidance
+            }
+        }
+    };
+    let path = base_dir.join(&cfg.transformer);
+    let model = Flux::new(&flux_cfg, var_builder("flux", &path, candle_dtype(cfg.dtype), device)?)
+        .map_err(|e| misfit("the transformer", &path, e))?;
+    Ok((model, flux_cfg))
+}
+
+/// Loads the autoencoder (`vae`, with `vae_config` or the Schnell preset).
+pub fn load_autoencoder(
+    cfg: &FluxModelConfig,
+    base_dir: &Path,
+    device: &Device,
+) -> Result<(AutoEncoder, VaeConfig), LoadError> {
+    let vae_cfg = match &cfg.vae_config {
+        None => VaeConfig::schnell(),
+        Some(p) => {
+            let a: VaeArch = read_json("flux", &base_dir.join(p))?;
+            VaeConfig {
+                resolution: a.resolution,
+                in_channels: 3,
+                ch: a.ch,
+                out_ch: 3,
+                ch_mult: a.ch_mult,
+                num_res_blocks: a.num_res_blocks,
+                z_channels: a.z_channels,
+                scale_factor: a.scale_factor,
+                shift_factor: a.shift_factor,
+            }
+        }
+    };
+    let path = base_dir.join(&cfg.vae);
+    let model = AutoEncoder::new(&vae_cfg, var_builder("flux", &path, candle_dtype(cfg.dtype), device)?)
+        .map_err(|e| misfit("the autoencoder", &path, e))?;
+    Ok((model, vae_cfg))
+}
+
+/// Loads the T5 encoder (`t5`).
+pub fn load_t5(
+    cfg: &FluxModelConfig,
+    base_dir: &Path,
+    device: &Device,
+) -> Result<(t5::T5EncoderModel, t5::Config), LoadError> {
+    let t5_cfg: t5::Config = read_json("flux", &base_dir.join(&cfg.t5.config))?;
+    let path = base_dir.join(&cfg.t5.weights);
+    let model = t5::T5EncoderModel::load(var_builder("flux", &path, candle_dtype(cfg.dtype), device)?, &t5_cfg)
+        .map_err(|e| misfit("the T5 encoder", &path, e))?;
+    Ok((model, t5_cfg))
+}
+
+fn misfit(what: &str, path: &Path, e: candle_core::Error) -> LoadError {
+    LoadError::file("flux", path, format!("{what} does not fit its architecture: {e}"), PUBLISHED)
+}
+
 impl FluxPipeline {
     /// Loads the four networks; `base_dir` resolves relative paths.
     pub fn load(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Result<FluxPipeline, LoadError> {
         let dtype = candle_dtype(cfg.dtype);
-        let fail = |what: &str, path: &Path, e: candle_core::Error| {
-            LoadError::file("flux", path, format!("{what} does not fit its architecture: {e}"), PUBLISHED)
-        };
-
-        let flux_cfg = match &cfg.transformer_config {
-            None => FluxConfig::schnell(),
-            Some(p) => {
-                let a: FluxArch = read_json("flux", &base_dir.join(p))?;
-                FluxConfig {
-                    in_channels: a.in_channels,
-                    vec_in_dim: a.vec_in_dim,
-                    context_in_dim: a.context_in_dim,
-                    hidden_size: a.hidden_size,
-                    mlp_ratio: a.mlp_ratio,
-                    num_heads: a.num_heads,
-                    depth: a.depth,
-                    depth_single_blocks: a.depth_single_blocks,
-                    axes_dim: a.axes_dim,
-                    theta: a.theta,
-                    qkv_bias: a.qkv_bias,
-                    guidance_embed: false, // Schnell is distilled without guidance
-                }
-            }
-        };
-        let path = base_dir.join(&cfg.transformer);
-        let transformer = Flux::new(&flux_cfg, var_builder("flux", &path, dtype, device)?)
-            .map_err(|e| fail("the transformer", &path, e))?;
-
-        let vae_cfg = match &cfg.vae_config {
-            None => VaeConfig::schnell(),
-            Some(p) => {
-                let a: VaeArch = read_json("flux", &base_dir.join(p))?;
-                VaeConfig {
-                    resolution: a.resolution,
-                    in_channels: 3,
-                    ch: a.ch,
-                    out_ch: 3,
-                    ch_mult: a.ch_mult,
-                    num_res_blocks: a.num_res_blocks,
-                    z_channels: a.z_channels,
-                    scale_factor: a.scale_factor,
-                    shift_factor: a.shift_factor,
-                }
-            }
-        };
+        let (transformer, flux_cfg) = load_transformer(cfg, base_dir, device)?;
+        let (vae, vae_cfg) = load_autoencoder(cfg, base_dir, device)?;
         if flux_cfg.in_channels != 4 * vae_cfg.z_channels {
             return Err(LoadError::file(
                 "flux",
-                &path,
+                &base_dir.join(&cfg.transformer),
                 format!(
                     "the transformer takes {} channels but the autoencoder's latents pack to {}",
                     flux_cfg.in_channels,
@@ -164,11 +199,7 @@ impl FluxPipeline {
                 PUBLISHED,
             ));
         }
-        let path = base_dir.join(&cfg.vae);
-        let vae = AutoEncoder::new(&vae_cfg, var_builder("flux", &path, dtype, device)?)
-            .map_err(|e| fail("the autoencoder", &path, e))?;
-
-        let t5_cfg: t5::Config = read_json("flux", &base_dir.join(&cfg.t5.config))?;
+        let (t5, t5_cfg) = load_t5(cfg, base_dir, device)?;
         if t5_cfg.d_model != flux_cfg.context_in_dim {
             return Err(LoadError::file(
                 "flux",
@@ -180,10 +211,6 @@ impl FluxPipeline {
                 PUBLISHED,
             ));
         }
-        let path = base_dir.join(&cfg.t5.weights);
-        let t5 = t5::T5EncoderModel::load(var_builder("flux", &path, dtype, device)?, &t5_cfg)
-            .map_err(|e| fail("the T5 encoder", &path, e))?;
-
         let clip_tower: HfTower = read_json("flux", &base_dir.join(&cfg.clip.config))?;
         let clip_cfg = crate::clip::text_config(&clip_tower, clip_tower.hidden_size)
             .map_err(|reason| LoadError::file("flux", &base_dir.join(&cfg.clip.config), reason, PUBLISHED))?;
@@ -200,7 +227,7 @@ impl FluxPipeline {
         }
         let path = base_dir.join(&cfg.clip.weights);
         let clip = ClipTextTransformer::new(var_builder("flux", &path, dtype, device)?.pp("text_model"), &clip_cfg)
-            .map_err(|e| fail("the CLIP text encoder", &path, e))?;
+            .map_err(|e| misfit("the CLIP text encoder", &path, e))?;
 
         let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer))?;
         let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer))?;
