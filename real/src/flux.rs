@@ -18,6 +18,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
 use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
+use candle_transformers::models::flux::quantized_model::Flux as QuantizedFlux;
 use candle_transformers::models::flux::{sampling, WithForward};
 use candle_transformers::models::t5;
 use rand::SeedableRng;
@@ -85,9 +86,54 @@ fn var_builder<'a>(model: &str, path: &Path, dtype: DType, device: &Device) -> R
         .map_err(|e| LoadError::file(model, path, format!("cannot map: {e}"), PUBLISHED))
 }
 
+/// The transformer, from safetensors (bf16/f16/f32) or quantized from GGUF.
+pub enum Transformer {
+    /// Full precision, in the configured dtype.
+    Full(Flux),
+    /// Quantized (e.g. Q4_0) from a `.gguf` file; computes in f32.
+    Quantized(QuantizedFlux),
+}
+
+impl WithForward for Transformer {
+    fn forward(
+        &self,
+        img: &Tensor,
+        img_ids: &Tensor,
+        txt: &Tensor,
+        txt_ids: &Tensor,
+        timesteps: &Tensor,
+        y: &Tensor,
+        guidance: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        match self {
+            Transformer::Full(m) => m.forward(img, img_ids, txt, txt_ids, timesteps, y, guidance),
+            Transformer::Quantized(m) => m.forward(img, img_ids, txt, txt_ids, timesteps, y, guidance),
+        }
+    }
+}
+
+/// True when the transformer file is GGUF (by its extension).
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// Bytes a GGUF file's tensors take once loaded (their quantized sizes), read from its header.
+pub fn gguf_resident_bytes(model: &str, path: &Path) -> Result<(u64, usize), LoadError> {
+    let mut file =
+        std::fs::File::open(path).map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), PUBLISHED))?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+        .map_err(|e| LoadError::file(model, path, format!("is not a GGUF file: {e}"), PUBLISHED))?;
+    let bytes = content
+        .tensor_infos
+        .values()
+        .map(|t| (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+        .sum();
+    Ok((bytes, content.tensor_infos.len()))
+}
+
 /// Everything Flux needs, loaded.
 pub struct FluxPipeline {
-    transformer: Flux,
+    transformer: Transformer,
     vae: AutoEncoder,
     t5: t5::T5EncoderModel,
     t5_tokenizer: tokenizers::Tokenizer,
@@ -103,12 +149,13 @@ pub struct FluxPipeline {
     dtype: DType,
 }
 
-/// Loads the transformer (`transformer`, with `transformer_config` or the Schnell preset).
+/// Loads the transformer (`transformer`, with `transformer_config` or the Schnell preset): a
+/// `.gguf` file loads the quantized model, anything else safetensors in the configured dtype.
 pub fn load_transformer(
     cfg: &FluxModelConfig,
     base_dir: &Path,
     device: &Device,
-) -> Result<(Flux, FluxConfig), LoadError> {
+) -> Result<(Transformer, FluxConfig), LoadError> {
     let flux_cfg = match &cfg.transformer_config {
         None => FluxConfig::schnell(),
         Some(p) => {
@@ -130,8 +177,15 @@ pub fn load_transformer(
         }
     };
     let path = base_dir.join(&cfg.transformer);
-    let model = Flux::new(&flux_cfg, var_builder("flux", &path, candle_dtype(cfg.dtype), device)?)
-        .map_err(|e| misfit("the transformer", &path, e))?;
+    let model = if is_gguf(&path) {
+        gguf_resident_bytes("flux", &path)?; // a clear error for a file that is not GGUF
+        let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(&path, device)
+            .map_err(|e| LoadError::file("flux", &path, format!("cannot read: {e}"), PUBLISHED))?;
+        Transformer::Quantized(QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?)
+    } else {
+        let vb = var_builder("flux", &path, candle_dtype(cfg.dtype), device)?;
+        Transformer::Full(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?)
+    };
     Ok((model, flux_cfg))
 }
 
@@ -262,26 +316,35 @@ impl FluxPipeline {
         let t5_emb = self.encode_t5(prompt)?;
         let clip_emb = self.encode_clip(prompt)?;
         let noise = self.noise(seed)?;
-        let state = sampling::State::new(&t5_emb, &clip_emb, &noise)?;
+        let work = self.work_dtype();
+        let state = sampling::State::new(&t5_emb.to_dtype(work)?, &clip_emb.to_dtype(work)?, &noise.to_dtype(work)?)?;
         let timesteps = sampling::get_schedule(self.steps, None);
         let mut img = state.img.clone();
         for (k, window) in timesteps.windows(2).enumerate() {
             cancel.check()?;
             let (t_curr, t_prev) = (window[0], window[1]);
-            let t = Tensor::full(t_curr as f32, 1, &self.device)?.to_dtype(self.dtype)?;
+            let t = Tensor::full(t_curr as f32, 1, &self.device)?.to_dtype(work)?;
             let pred =
                 self.transformer.forward(&img, &state.img_ids, &state.txt, &state.txt_ids, &t, &state.vec, None)?;
             img = (img + pred * (t_prev - t_curr))?;
             on_step(k);
         }
         cancel.check()?;
-        let latent = sampling::unpack(&img, self.image_px, self.image_px)?;
+        let latent = sampling::unpack(&img, self.image_px, self.image_px)?.to_dtype(self.dtype)?;
         let pixels = self.vae.decode(&latent)?.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
         let pixels = ((pixels + 1.0)? * 127.5)?.round()?.to_dtype(DType::U8)?.squeeze(0)?.permute((1, 2, 0))?;
         let (h, w, _) = pixels.dims3()?;
         let data = pixels.flatten_all()?.to_vec1::<u8>()?;
         Frame::from_raw(w as u32, h as u32, data)
             .ok_or_else(|| FluxError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
+    }
+
+    /// The dtype the denoising runs in: the configured one, or f32 for a quantized transformer.
+    fn work_dtype(&self) -> DType {
+        match self.transformer {
+            Transformer::Full(_) => self.dtype,
+            Transformer::Quantized(_) => DType::F32,
+        }
     }
 
     fn ids(tokenizer: &tokenizers::Tokenizer, prompt: &str) -> candle_core::Result<Vec<u32>> {

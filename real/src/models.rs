@@ -73,10 +73,14 @@ impl Budget {
             });
         }
         if let Some(f) = &config.models.flux {
-            let files = [&f.transformer, &f.vae, &f.t5.weights, &f.clip.weights];
-            let mut bytes = 0;
-            let mut tensors = 0;
-            for path in files {
+            let transformer = base_dir.join(&f.transformer);
+            let (mut bytes, mut tensors) = if crate::flux::is_gguf(&transformer) {
+                crate::flux::gguf_resident_bytes("flux", &transformer)?
+            } else {
+                let w = WeightsFile::inspect("flux", &transformer, crate::flux::PUBLISHED)?;
+                (w.resident_bytes(f.dtype), w.tensors.len())
+            };
+            for path in [&f.vae, &f.t5.weights, &f.clip.weights] {
                 let w = WeightsFile::inspect("flux", &base_dir.join(path), crate::flux::PUBLISHED)?;
                 bytes += w.resident_bytes(f.dtype);
                 tensors += w.tensors.len();

@@ -32,6 +32,39 @@ fn flux_generates_the_same_image_for_the_same_seed() {
 }
 
 #[test]
+fn a_quantized_gguf_transformer_generates_through_the_same_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entry = common::write_tiny_flux(dir.path());
+    let gguf = dir.path().join("flux/transformer-q4_0.gguf");
+    common::quantize_to_gguf(&entry.transformer, &gguf, candle_core::quantized::GgmlDType::Q4_0);
+    let full = FluxPipeline::load(&entry, dir.path(), &Device::Cpu)
+        .unwrap()
+        .generate("w1 w2", 3, &CancelToken::default(), |_| {})
+        .unwrap();
+    entry.transformer = gguf;
+    let mut flux = FluxPipeline::load(&entry, dir.path(), &Device::Cpu).unwrap();
+    let a = flux.generate("w1 w2", 3, &CancelToken::default(), |_| {}).unwrap();
+    let b = flux.generate("w1 w2", 3, &CancelToken::default(), |_| {}).unwrap();
+    assert_eq!(a.dimensions(), (64, 64));
+    assert_eq!(a.as_raw(), b.as_raw());
+    assert_ne!(a.as_raw(), full.as_raw(), "Q4_0 weights change the image a little");
+    let budget = vortex_real::models::Budget::estimate(&config_with(&entry), dir.path()).unwrap();
+    let flux_bytes = budget.models.iter().find(|m| m.name == "flux").unwrap().resident_bytes;
+    let f32_budget = vortex_real::models::Budget::estimate(
+        &config_with(&common::write_tiny_flux(&dir.path().join("f32"))),
+        dir.path(),
+    )
+    .unwrap();
+    assert!(flux_bytes < f32_budget.models[0].resident_bytes, "the GGUF transformer is counted at its quantized size");
+}
+
+fn config_with(flux: &vortex::config::FluxModelConfig) -> Config {
+    let mut config = Config::default();
+    config.models.flux = Some(flux.clone());
+    config
+}
+
+#[test]
 fn cancellation_is_checked_between_diffusion_steps() {
     let dir = tempfile::tempdir().unwrap();
     let entry = common::write_tiny_flux(dir.path());

@@ -10,6 +10,8 @@ use candle_transformers::models::flux::WithForward;
 use vortex::config::{FluxModelConfig, ModelDtype, TextEncoderFiles};
 use vortex_real::flux;
 
+mod common;
+
 /// Largest absolute difference allowed between candle and PyTorch (f32, CPU).
 const TOLERANCE: f32 = 1e-4;
 
@@ -80,4 +82,34 @@ fn flux_autoencoder_decoder_matches_diffusers() {
     let g = golden();
     let (vae, _) = flux::load_autoencoder(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
     assert_close(&vae.decode(&g["vae_latent"]).unwrap(), &g["vae_image"], "autoencoder decode");
+}
+
+#[test]
+fn quantized_gguf_transformer_stays_close_to_diffusers() {
+    let g = golden();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fixture();
+    let gguf = dir.path().join("transformer-q8_0.gguf");
+    common::quantize_to_gguf(&cfg.transformer, &gguf, candle_core::quantized::GgmlDType::Q8_0);
+    cfg.transformer = gguf;
+    let (model, _) = flux::load_transformer(&cfg, Path::new("/"), &Device::Cpu).unwrap();
+    assert!(matches!(model, flux::Transformer::Quantized(_)));
+    let out = model
+        .forward(
+            &g["flux_img"],
+            &g["flux_img_ids"].unsqueeze(0).unwrap(),
+            &g["flux_txt"],
+            &g["flux_txt_ids"].unsqueeze(0).unwrap(),
+            &g["flux_t"],
+            &g["flux_vec"],
+            None,
+        )
+        .unwrap();
+    // Q8_0 rounds each weight to 8 bits per block of 32: allow 2% of the output's range.
+    let theirs = &g["flux_out"];
+    let size = theirs.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let diff =
+        (&out - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 0.02 * size, "quantized prediction differs by {diff} (output range {size})");
+    assert!(diff > 0.0, "a quantized model that matches exactly was not quantized");
 }

@@ -224,3 +224,23 @@ pub fn flux_yaml(f: &vortex::config::FluxModelConfig) -> String {
         f.t5_tokens
     )
 }
+
+/// Writes a safetensors file's tensors into a GGUF file: 2-D weights whose rows are a multiple of
+/// 32 quantized to `dtype`, everything else kept in f32 (as published quantized Flux files do).
+pub fn quantize_to_gguf(safetensors: &Path, gguf: &Path, dtype: candle_core::quantized::GgmlDType) {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    let tensors = candle_core::safetensors::load(safetensors, &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let quantized: Vec<(String, QTensor)> = names
+        .into_iter()
+        .map(|name| {
+            let t = &tensors[name];
+            let q = if t.rank() == 2 && t.dim(1).unwrap() % 32 == 0 { dtype } else { GgmlDType::F32 };
+            (name.clone(), QTensor::quantize(t, q).unwrap())
+        })
+        .collect();
+    let refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    let mut file = std::fs::File::create(gguf).unwrap();
+    gguf_file::write(&mut file, &[], &refs).unwrap();
+}
