@@ -91,7 +91,7 @@ pub enum Transformer {
     /// Full precision, in the configured dtype.
     Full(Flux),
     /// Quantized (e.g. Q4_0) from a `.gguf` file; computes in f32.
-    Quantized(QuantizedFlux),
+    Quantized(Box<QuantizedFlux>),
 }
 
 impl WithForward for Transformer {
@@ -181,7 +181,9 @@ pub fn load_transformer(
         gguf_resident_bytes("flux", &path)?; // a clear error for a file that is not GGUF
         let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(&path, device)
             .map_err(|e| LoadError::file("flux", &path, format!("cannot read: {e}"), PUBLISHED))?;
-        Transformer::Quantized(QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?)
+        Transformer::Quantized(Box::new(
+            QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?,
+        ))
     } else {
         let vb = var_builder("flux", &path, candle_dtype(cfg.dtype), device)?;
         Transformer::Full(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?)
