@@ -89,7 +89,7 @@ fn var_builder<'a>(model: &str, path: &Path, dtype: DType, device: &Device) -> R
 /// The transformer, from safetensors (bf16/f16/f32) or quantized from GGUF.
 pub enum Transformer {
     /// Full precision, in the configured dtype.
-    Full(Flux),
+    Full(Box<Flux>),
     /// Quantized (e.g. Q4_0) from a `.gguf` file; computes in f32.
     Quantized(Box<QuantizedFlux>),
 }
@@ -186,7 +186,7 @@ pub fn load_transformer(
         ))
     } else {
         let vb = var_builder("flux", &path, candle_dtype(cfg.dtype), device)?;
-        Transformer::Full(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?)
+        Transformer::Full(Box::new(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?))
     };
     Ok((model, flux_cfg))
 }
