@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use vortex::Config;
 use vortex_real::clip::{self, ClipEncoder};
 use vortex_real::executor::CancelToken;
+use vortex_real::flux::FluxPipeline;
 use vortex_real::media::Frame;
 
 #[path = "../real/tests/common/mod.rs"]
@@ -44,12 +45,27 @@ fn encoders() -> (Vec<(String, ClipEncoder)>, Option<tempfile::TempDir>) {
     (vec![("clip_tiny".into(), enc)], Some(dir))
 }
 
+fn flux() -> (Option<FluxPipeline>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Ok(path) = std::env::var("VORTEX_BENCH_CONFIG") {
+        let path = PathBuf::from(path);
+        let config = Config::load(&path).expect("VORTEX_BENCH_CONFIG names a valid config");
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let device = vortex_real::models::device(config.device.name).expect("a usable device");
+        let pipeline = config.models.flux.as_ref().map(|f| FluxPipeline::load(f, &base, &device).unwrap());
+        return (pipeline, dir);
+    }
+    let entry = common::write_tiny_flux(dir.path());
+    (Some(FluxPipeline::load(&entry, dir.path(), &Device::Cpu).unwrap()), dir)
+}
+
 fn bench(c: &mut Criterion) {
     let (encoders, _dir) = encoders();
+    let (mut flux, _flux_dir) = flux();
     let frames: Vec<Frame> =
         (0..5).map(|i| Frame::from_fn(512, 512, |x, y| image::Rgb([(x + i) as u8, y as u8, 128]))).collect();
     let refs: Vec<&Frame> = frames.iter().collect();
-    let mut group = c.benchmark_group("verification");
+    let mut group = c.benchmark_group("models");
     group.sample_size(10);
     for (name, enc) in &encoders {
         group.bench_function(format!("{name}: 5 keyframes of 512x512 + prompt"), |b| {
@@ -57,6 +73,13 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(format!("{name}: preprocessing only"), |b| {
             b.iter(|| black_box(clip::preprocess(&refs, enc.image_size(), &Device::Cpu).unwrap()))
+        });
+    }
+    if let Some(flux) = flux.as_mut() {
+        group.bench_function("flux: one image (4 steps, text encoders and decode included)", |b| {
+            b.iter(|| {
+                black_box(flux.generate("a news anchor in a studio", 1, &CancelToken::default(), |_| {}).unwrap())
+            })
         });
     }
     // Baseline: one (5x256)·(256x256) matrix product, the order of work of the tiny towers.

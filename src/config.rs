@@ -484,12 +484,12 @@ fn fmt_f64(v: f64) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {cause}")]
     Io {
         /// The file's path as given.
         file: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained as a source too).
+        cause: std::io::Error,
     },
     /// The file was read but a key or value is wrong.
     #[error("{file}: {key}: {message}")]
@@ -507,7 +507,7 @@ impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io { file: file.clone(), cause })?;
         Config::from_yaml_str(&file, &text)
     }
 

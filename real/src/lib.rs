@@ -10,9 +10,10 @@
 //! - [`models`]: loading every configured model, the VRAM budget, `vortex models check`.
 //! - [`executor`]: model worker threads and cancellation.
 //! - [`clip`]: the verification stage, a dual CLIP ensemble.
+//! - [`flux`]: the image stage, Flux.1-Schnell.
 //! - [`media`]: frames and videos passed between stages.
 //!
-//! Built so far: verification (dual CLIP). Audio (Kokoro), image (Flux.1-Schnell) and video
+//! Built so far: image (Flux.1-Schnell) and verification (dual CLIP). Audio (Kokoro) and video
 //! (LivePortrait) are not built yet: their config entries are refused and [`models::RealStages`]
 //! fails those stages with an error that says so, never with made-up output.
 

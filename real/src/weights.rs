@@ -16,14 +16,14 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     /// The file is missing or unreadable.
-    #[error("{model}: cannot read {path}: {source}. {published}")]
+    #[error("{model}: cannot read {path}: {cause}. {published}")]
     Unreadable {
         /// Which model (config key).
         model: String,
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (shown in the message, so not chained as a source too).
+        cause: std::io::Error,
         /// Where such weights are published.
         published: &'static str,
     },
@@ -85,8 +85,7 @@ pub struct WeightsFile {
 impl WeightsFile {
     /// Reads and checks the header of `path` (the data is not read).
     pub fn inspect(model: &str, path: &Path, published: &'static str) -> Result<WeightsFile, WeightsError> {
-        let unreadable =
-            |source| WeightsError::Unreadable { model: model.into(), path: path.into(), source, published };
+        let unreadable = |cause| WeightsError::Unreadable { model: model.into(), path: path.into(), cause, published };
         let malformed =
             |reason: String| WeightsError::Malformed { model: model.into(), path: path.into(), reason, published };
         let mut file = File::open(path).map_err(unreadable)?;

@@ -250,7 +250,7 @@ impl Scenario {
     /// Loads a scenario file, applying `overrides` (from `--set`) first.
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: origin.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io { file: origin.clone(), cause })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Scenario::from_yaml_str(&origin, &text, base_dir, overrides)
     }
