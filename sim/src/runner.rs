@@ -164,8 +164,10 @@ impl Sim {
         // A slot that waited for the GPU has that much less of its deadline left.
         let deadline = self.scenario.deadline.saturating_sub(queue_delay);
         let result = self.scheduler.run_slot(&self.recipe, deadline).await;
-        let (busy_after_start, cancelled_tails) = self.scheduler.stages().take_tails(result.meta.start);
+        let mut cancelled_tails = Duration::ZERO;
         if let Some(cadence) = self.scenario.cadence {
+            let (busy_after_start, tails) = self.scheduler.stages().take_tails(result.meta.start);
+            cancelled_tails = tails;
             let busy = result.meta.end.max(busy_after_start);
             // Whole microseconds, so the simulator's nanosecond scheduling jitter cannot pile up
             // from slot to slot.
