@@ -318,8 +318,8 @@ fn default_t5_tokens() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextEncoderFiles {
-    /// `model.safetensors`.
-    pub weights: std::path::PathBuf,
+    /// `model.safetensors`, or the list of its shards (`model-00001-of-00002.safetensors`, ...).
+    pub weights: WeightFiles,
     /// `config.json`.
     pub config: std::path::PathBuf,
     /// `tokenizer.json`.
@@ -339,6 +339,42 @@ pub struct ClipModelConfig {
     /// The dtype the weights are held in on the device.
     #[serde(default)]
     pub dtype: ModelDtype,
+}
+
+/// One weights file, or the shards of one: written as a path or as a list of paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightFiles(pub Vec<std::path::PathBuf>);
+
+impl From<std::path::PathBuf> for WeightFiles {
+    fn from(path: std::path::PathBuf) -> Self {
+        WeightFiles(vec![path])
+    }
+}
+
+impl Serialize for WeightFiles {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WeightFiles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(std::path::PathBuf),
+            Many(Vec<std::path::PathBuf>),
+        }
+        match OneOrMany::deserialize(d) {
+            Ok(OneOrMany::One(p)) => Ok(WeightFiles(vec![p])),
+            Ok(OneOrMany::Many(v)) if !v.is_empty() => Ok(WeightFiles(v)),
+            Ok(OneOrMany::Many(_)) => Err(serde::de::Error::custom("expected at least one weights file")),
+            Err(_) => Err(serde::de::Error::custom("expected a weights file path, or a list of shard paths")),
+        }
+    }
 }
 
 /// A model's resident dtype.

@@ -131,3 +131,24 @@ fn predictor_settings_are_checked() {
         "{message}"
     );
 }
+
+#[test]
+fn text_encoder_weights_are_one_path_or_a_list_of_shards() {
+    let flux = |t5_weights: &str| {
+        format!(
+            "{GOOD}\nmodels:\n  flux:\n    transformer: f.gguf\n    vae: ae.safetensors\n    t5: {{ weights: {t5_weights}, config: t5.json, tokenizer: t.json }}\n    clip: {{ weights: c.safetensors, config: c.json, tokenizer: c.json }}\n"
+        )
+    };
+    let one = Config::from_yaml_str("test.yaml", &flux("t5.safetensors")).unwrap();
+    assert_eq!(one.models.flux.unwrap().t5.weights.0.len(), 1);
+    let two = Config::from_yaml_str("test.yaml", &flux("[a.safetensors, b.safetensors]")).unwrap();
+    assert_eq!(two.models.flux.as_ref().unwrap().t5.weights.0.len(), 2);
+    assert_eq!(Config::from_value("again", two.to_value()).unwrap(), two, "round-trips through YAML");
+    let message = refused(&flux("[]"));
+    assert!(message.starts_with("test.yaml: models.flux.t5.weights: expected at least one weights file"), "{message}");
+    let message = refused(&flux("{ a: 1 }"));
+    assert!(
+        message.contains("models.flux.t5.weights: expected a weights file path, or a list of shard paths"),
+        "{message}"
+    );
+}

@@ -6,7 +6,7 @@
 #     clip-vit-base-patch32/{model.safetensors,tokenizer.json,config.json}
 #     clip-vit-large-patch14/{model.safetensors,tokenizer.json,config.json}
 #     FLUX.1-schnell/ (optional; Hugging Face layout, flux1-schnell.gguf preferred over
-#       flux1-schnell.safetensors; text_encoder_2/model.safetensors must be one file)
+#       flux1-schnell.safetensors; T5's shards text_encoder_2/model-*.safetensors are all listed)
 #   DEVICE is cpu (default) or cuda:N (then build with --features cuda, e.g. with
 #   ../shared/cuda/build.sh on a machine without a GPU).
 # Random weights of the full architecture measure the same latency as the real ones.
@@ -30,7 +30,8 @@ dtype=f16; [ "$device" = cpu ] && dtype=f32
   if [ -d "$f" ]; then
     t=$f/flux1-schnell.safetensors; [ -e "$f/flux1-schnell.gguf" ] && t=$f/flux1-schnell.gguf
     printf '  flux:\n    transformer: %s\n    vae: %s/ae.safetensors\n' "$t" "$f"
-    printf '    t5: { weights: %s/text_encoder_2/model.safetensors, config: %s/text_encoder_2/config.json, tokenizer: %s/tokenizer_2/tokenizer.json }\n' "$f" "$f" "$f"
+    shards=$(ls "$f"/text_encoder_2/model*.safetensors 2>/dev/null | paste -sd, -)
+    printf '    t5: { weights: [%s], config: %s/text_encoder_2/config.json, tokenizer: %s/tokenizer_2/tokenizer.json }\n' "$shards" "$f" "$f"
     printf '    clip: { weights: %s/text_encoder/model.safetensors, config: %s/text_encoder/config.json, tokenizer: %s/tokenizer/tokenizer.json }\n' "$f" "$f" "$f"
     printf '    dtype: %s\n' "$( [ "$device" = cpu ] && echo f32 || echo bf16 )"
   fi

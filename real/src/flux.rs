@@ -77,13 +77,20 @@ fn tokenizer(model: &str, path: &Path) -> Result<tokenizers::Tokenizer, LoadErro
         .map_err(|e| LoadError::file(model, path, format!("not a tokenizer.json: {e}"), PUBLISHED))
 }
 
-/// Memory-maps checked safetensors files.
-fn var_builder<'a>(model: &str, path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'a>, LoadError> {
-    WeightsFile::inspect(model, path, PUBLISHED)?;
-    // SAFETY of the mmap: the file is opened read-only and not modified while mapped; this is
+/// Memory-maps a checked safetensors file, or a model's shards together.
+fn var_builder<'a, P: AsRef<Path>>(
+    model: &str,
+    paths: &[P],
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'a>, LoadError> {
+    for path in paths {
+        WeightsFile::inspect(model, path.as_ref(), PUBLISHED)?;
+    }
+    // SAFETY of the mmap: the files are opened read-only and not modified while mapped; this is
     // candle's documented way to load safetensors.
-    unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
-        .map_err(|e| LoadError::file(model, path, format!("cannot map: {e}"), PUBLISHED))
+    unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device) }
+        .map_err(|e| LoadError::file(model, paths[0].as_ref(), format!("cannot map: {e}"), PUBLISHED))
 }
 
 /// The transformer, from safetensors (bf16/f16/f32) or quantized from GGUF.
@@ -185,7 +192,7 @@ pub fn load_transformer(
             QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?,
         ))
     } else {
-        let vb = var_builder("flux", &path, candle_dtype(cfg.dtype), device)?;
+        let vb = var_builder("flux", &[&path], candle_dtype(cfg.dtype), device)?;
         Transformer::Full(Box::new(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?))
     };
     Ok((model, flux_cfg))
@@ -215,7 +222,7 @@ pub fn load_autoencoder(
         }
     };
     let path = base_dir.join(&cfg.vae);
-    let model = AutoEncoder::new(&vae_cfg, var_builder("flux", &path, candle_dtype(cfg.dtype), device)?)
+    let model = AutoEncoder::new(&vae_cfg, var_builder("flux", &[&path], candle_dtype(cfg.dtype), device)?)
         .map_err(|e| misfit("the autoencoder", &path, e))?;
     Ok((model, vae_cfg))
 }
@@ -227,9 +234,9 @@ pub fn load_t5(
     device: &Device,
 ) -> Result<(t5::T5EncoderModel, t5::Config), LoadError> {
     let t5_cfg: t5::Config = read_json("flux", &base_dir.join(&cfg.t5.config))?;
-    let path = base_dir.join(&cfg.t5.weights);
-    let model = t5::T5EncoderModel::load(var_builder("flux", &path, candle_dtype(cfg.dtype), device)?, &t5_cfg)
-        .map_err(|e| misfit("the T5 encoder", &path, e))?;
+    let paths: Vec<_> = cfg.t5.weights.0.iter().map(|p| base_dir.join(p)).collect();
+    let model = t5::T5EncoderModel::load(var_builder("flux", &paths, candle_dtype(cfg.dtype), device)?, &t5_cfg)
+        .map_err(|e| misfit("the T5 encoder", &paths[0], e))?;
     Ok((model, t5_cfg))
 }
 
@@ -281,9 +288,9 @@ impl FluxPipeline {
                 PUBLISHED,
             ));
         }
-        let path = base_dir.join(&cfg.clip.weights);
-        let clip = ClipTextTransformer::new(var_builder("flux", &path, dtype, device)?.pp("text_model"), &clip_cfg)
-            .map_err(|e| misfit("the CLIP text encoder", &path, e))?;
+        let paths: Vec<_> = cfg.clip.weights.0.iter().map(|p| base_dir.join(p)).collect();
+        let clip = ClipTextTransformer::new(var_builder("flux", &paths, dtype, device)?.pp("text_model"), &clip_cfg)
+            .map_err(|e| misfit("the CLIP text encoder", &paths[0], e))?;
 
         let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer))?;
         let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer))?;

@@ -80,7 +80,8 @@ impl Budget {
                 let w = WeightsFile::inspect("flux", &transformer, crate::flux::PUBLISHED)?;
                 (w.resident_bytes(f.dtype), w.tensors.len())
             };
-            for path in [&f.vae, &f.t5.weights, &f.clip.weights] {
+            let parts = std::iter::once(&f.vae).chain(&f.t5.weights.0).chain(&f.clip.weights.0);
+            for path in parts {
                 let w = WeightsFile::inspect("flux", &base_dir.join(path), crate::flux::PUBLISHED)?;
                 bytes += w.resident_bytes(f.dtype);
                 tensors += w.tensors.len();

@@ -24,11 +24,11 @@ fn fixture() -> FluxModelConfig {
         vae: dir.join("ae.safetensors"),
         vae_config: Some(dir.join("vae.json")),
         t5: TextEncoderFiles {
-            weights: dir.join("t5.safetensors"),
+            weights: dir.join("t5.safetensors").into(),
             config: dir.join("t5.json"),
             tokenizer: unused.clone(),
         },
-        clip: TextEncoderFiles { weights: unused.clone(), config: unused.clone(), tokenizer: unused },
+        clip: TextEncoderFiles { weights: unused.clone().into(), config: unused.clone(), tokenizer: unused },
         dtype: ModelDtype::F32,
         image_px: 64,
         steps: 4,
@@ -112,4 +112,27 @@ fn quantized_gguf_transformer_stays_close_to_diffusers() {
         (&out - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 0.02 * size, "quantized prediction differs by {diff} (output range {size})");
     assert!(diff > 0.0, "a quantized model that matches exactly was not quantized");
+}
+
+#[test]
+fn sharded_t5_weights_load_from_their_shards() {
+    let g = golden();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fixture();
+    let tensors = candle_core::safetensors::load(&cfg.t5.weights.0[0], &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let (mut a, mut b) = (std::collections::HashMap::new(), std::collections::HashMap::new());
+    for (i, name) in names.into_iter().enumerate() {
+        let shard = if i % 2 == 0 { &mut a } else { &mut b };
+        shard.insert(name.clone(), tensors[name].clone());
+    }
+    let shards =
+        [dir.path().join("model-00001-of-00002.safetensors"), dir.path().join("model-00002-of-00002.safetensors")];
+    candle_core::safetensors::save(&a, &shards[0]).unwrap();
+    candle_core::safetensors::save(&b, &shards[1]).unwrap();
+    cfg.t5.weights = vortex::config::WeightFiles(shards.to_vec());
+    let (mut t5, _) = flux::load_t5(&cfg, Path::new("/"), &Device::Cpu).unwrap();
+    let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
+    assert_close(&t5.forward(&ids).unwrap(), &g["t5_hidden"], "T5 from shards");
 }

@@ -186,7 +186,7 @@ pub fn write_tiny_flux(dir: &Path) -> vortex::config::FluxModelConfig {
     std::fs::write(root.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
 
     let files = |weights: &str, config: &str| vortex::config::TextEncoderFiles {
-        weights: root.join(weights),
+        weights: root.join(weights).into(),
         config: root.join(config),
         tokenizer: root.join("tokenizer.json"),
     };
@@ -213,10 +213,10 @@ pub fn flux_yaml(f: &vortex::config::FluxModelConfig) -> String {
         p(f.transformer_config.as_ref().unwrap()),
         p(&f.vae),
         p(f.vae_config.as_ref().unwrap()),
-        p(&f.t5.weights),
+        p(&f.t5.weights.0[0]),
         p(&f.t5.config),
         p(&f.t5.tokenizer),
-        p(&f.clip.weights),
+        p(&f.clip.weights.0[0]),
         p(&f.clip.config),
         p(&f.clip.tokenizer),
         f.image_px,
