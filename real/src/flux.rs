@@ -20,7 +20,7 @@ use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeC
 use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
 use candle_transformers::models::flux::quantized_model::Flux as QuantizedFlux;
 use candle_transformers::models::flux::{sampling, WithForward};
-use candle_transformers::models::t5;
+use candle_transformers::models::{quantized_t5, t5};
 use rand::SeedableRng;
 use rand_distr::Distribution;
 use serde::Deserialize;
@@ -138,11 +138,29 @@ pub fn gguf_resident_bytes(model: &str, path: &Path) -> Result<(u64, usize), Loa
     Ok((bytes, content.tensor_infos.len()))
 }
 
+/// The T5 encoder, from safetensors (one file or shards) or quantized from GGUF.
+pub enum T5Encoder {
+    /// Full precision, in the configured dtype.
+    Full(Box<t5::T5EncoderModel>),
+    /// Quantized from a `.gguf` file; computes in f32.
+    Quantized(Box<quantized_t5::T5EncoderModel>),
+}
+
+impl T5Encoder {
+    /// Hidden states of token ids (batch, len), in `dtype`.
+    pub fn forward(&mut self, ids: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+        match self {
+            T5Encoder::Full(m) => m.forward_dt(ids, Some(dtype)),
+            T5Encoder::Quantized(m) => m.forward(ids)?.to_dtype(dtype),
+        }
+    }
+}
+
 /// Everything Flux needs, loaded.
 pub struct FluxPipeline {
     transformer: Transformer,
     vae: AutoEncoder,
-    t5: t5::T5EncoderModel,
+    t5: T5Encoder,
     t5_tokenizer: tokenizers::Tokenizer,
     t5_pad: u32,
     t5_tokens: usize,
@@ -227,16 +245,32 @@ pub fn load_autoencoder(
     Ok((model, vae_cfg))
 }
 
-/// Loads the T5 encoder (`t5`).
-pub fn load_t5(
-    cfg: &FluxModelConfig,
-    base_dir: &Path,
-    device: &Device,
-) -> Result<(t5::T5EncoderModel, t5::Config), LoadError> {
-    let t5_cfg: t5::Config = read_json("flux", &base_dir.join(&cfg.t5.config))?;
+/// Loads the T5 encoder (`t5`): a single `.gguf` file loads the quantized encoder, anything else
+/// safetensors (one file or its shards) in the configured dtype.
+pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Result<(T5Encoder, t5::Config), LoadError> {
+    let config_path = base_dir.join(&cfg.t5.config);
+    let t5_cfg: t5::Config = read_json("flux", &config_path)?;
     let paths: Vec<_> = cfg.t5.weights.0.iter().map(|p| base_dir.join(p)).collect();
-    let model = t5::T5EncoderModel::load(var_builder("flux", &paths, candle_dtype(cfg.dtype), device)?, &t5_cfg)
-        .map_err(|e| misfit("the T5 encoder", &paths[0], e))?;
+    let model = match paths.as_slice() {
+        [one] if is_gguf(one) => {
+            gguf_resident_bytes("flux", one)?; // a clear error for a file that is not GGUF
+            let q_cfg: quantized_t5::Config = read_json("flux", &config_path)?;
+            let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(one, device)
+                .map_err(|e| LoadError::file("flux", one, format!("cannot read: {e}"), PUBLISHED))?;
+            T5Encoder::Quantized(Box::new(
+                quantized_t5::T5EncoderModel::load(vb, &q_cfg).map_err(|e| misfit("the T5 encoder", one, e))?,
+            ))
+        }
+        _ if paths.iter().any(|p| is_gguf(p)) => {
+            return Err(LoadError::file("flux", &paths[0], "a quantized T5 is one .gguf file, not shards", PUBLISHED));
+        }
+        _ => {
+            let vb = var_builder("flux", &paths, candle_dtype(cfg.dtype), device)?;
+            T5Encoder::Full(Box::new(
+                t5::T5EncoderModel::load(vb, &t5_cfg).map_err(|e| misfit("the T5 encoder", &paths[0], e))?,
+            ))
+        }
+    };
     Ok((model, t5_cfg))
 }
 
@@ -367,7 +401,7 @@ impl FluxPipeline {
         }
         ids.resize(self.t5_tokens, self.t5_pad);
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
-        self.t5.forward_dt(&ids, Some(self.dtype))
+        self.t5.forward(&ids, self.dtype)
     }
 
     fn encode_clip(&self, prompt: &str) -> candle_core::Result<Tensor> {

@@ -80,7 +80,15 @@ impl Budget {
                 let w = WeightsFile::inspect("flux", &transformer, crate::flux::PUBLISHED)?;
                 (w.resident_bytes(f.dtype), w.tensors.len())
             };
-            let parts = std::iter::once(&f.vae).chain(&f.t5.weights.0).chain(&f.clip.weights.0);
+            if let [t5] = f.t5.weights.0.as_slice() {
+                if crate::flux::is_gguf(&base_dir.join(t5)) {
+                    let (b, t) = crate::flux::gguf_resident_bytes("flux", &base_dir.join(t5))?;
+                    bytes += b;
+                    tensors += t;
+                }
+            }
+            let t5_safetensors = f.t5.weights.0.iter().filter(|p| !crate::flux::is_gguf(p));
+            let parts = std::iter::once(&f.vae).chain(t5_safetensors).chain(&f.clip.weights.0);
             for path in parts {
                 let w = WeightsFile::inspect("flux", &base_dir.join(path), crate::flux::PUBLISHED)?;
                 bytes += w.resident_bytes(f.dtype);

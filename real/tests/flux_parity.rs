@@ -56,7 +56,7 @@ fn t5_encoder_matches_transformers() {
     let g = golden();
     let (mut t5, _) = flux::load_t5(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
     let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
-    assert_close(&t5.forward(&ids).unwrap(), &g["t5_hidden"], "T5 hidden states");
+    assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], "T5 hidden states");
 }
 
 #[test]
@@ -134,5 +134,48 @@ fn sharded_t5_weights_load_from_their_shards() {
     cfg.t5.weights = vortex::config::WeightFiles(shards.to_vec());
     let (mut t5, _) = flux::load_t5(&cfg, Path::new("/"), &Device::Cpu).unwrap();
     let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
-    assert_close(&t5.forward(&ids).unwrap(), &g["t5_hidden"], "T5 from shards");
+    assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], "T5 from shards");
+}
+
+#[test]
+fn quantized_gguf_t5_matches_transformers() {
+    let g = golden();
+    let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
+    let theirs = &g["t5_hidden"];
+    let run = |dtype: candle_core::quantized::GgmlDType| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = fixture();
+        let gguf = dir.path().join("t5.gguf");
+        common::quantize_to_gguf(&cfg.t5.weights.0[0], &gguf, dtype);
+        cfg.t5.weights = gguf.into();
+        let (mut t5, _) = flux::load_t5(&cfg, Path::new("/"), &Device::Cpu).unwrap();
+        assert!(matches!(t5, flux::T5Encoder::Quantized(_)));
+        t5.forward(&ids, DType::F32).unwrap()
+    };
+    // The GGUF loading path itself, with nothing rounded: as exact as the safetensors path.
+    assert_close(&run(candle_core::quantized::GgmlDType::F32), theirs, "T5 from an f32 GGUF");
+    // Q8_0 rounds weights and, in candle's CPU kernels, activations to 8 bits per block of 32.
+    let size = theirs.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let diff = (&run(candle_core::quantized::GgmlDType::Q8_0) - theirs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 0.05 * size && diff > 0.0, "Q8_0 T5 differs by {diff} (output range {size})");
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fixture();
+    let bad = dir.path().join("flux1-schnell-Q4_0.gguf");
+    std::fs::write(&bad, b"<html>not a model</html>").unwrap();
+    cfg.transformer = bad;
+    let err = flux::load_transformer(&cfg, Path::new("/"), &Device::Cpu).err().unwrap().to_string();
+    assert!(err.starts_with("flux: ") && err.contains("flux1-schnell-Q4_0.gguf: is not a GGUF file"), "{err}");
 }
