@@ -41,14 +41,43 @@ fn golden() -> std::collections::HashMap<String, Tensor> {
     candle_core::safetensors::load(path, &Device::Cpu).unwrap()
 }
 
+/// The largest absolute value of a tensor.
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
 #[track_caller]
 fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
     assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
-    let size = theirs.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let size = max_abs(theirs);
     assert!(size > 0.05, "{what}: the fixture's output is too small to check anything ({size})");
-    let diff =
-        (ours - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let diff = max_abs(&(ours - theirs).unwrap());
     assert!(diff < TOLERANCE, "{what}: differs from PyTorch by {diff}");
+}
+
+/// For quantized weights: close to PyTorch within `fraction` of the output's range, but not
+/// exactly equal (which would mean nothing was quantized).
+#[track_caller]
+fn assert_quantized_close(ours: &Tensor, theirs: &Tensor, fraction: f32, what: &str) {
+    let (size, diff) = (max_abs(theirs), max_abs(&(ours - theirs).unwrap()));
+    assert!(diff < fraction * size, "{what}: differs by {diff} (output range {size})");
+    assert!(diff > 0.0, "{what}: matches exactly, so it was not quantized");
+}
+
+/// The transformer's prediction on the fixture's inputs.
+fn predict(model: &flux::Transformer, g: &std::collections::HashMap<String, Tensor>) -> Tensor {
+    let ids = |name: &str| g[name].unsqueeze(0).unwrap();
+    model
+        .forward(
+            &g["flux_img"],
+            &ids("flux_img_ids"),
+            &g["flux_txt"],
+            &ids("flux_txt_ids"),
+            &g["flux_t"],
+            &g["flux_vec"],
+            None,
+        )
+        .unwrap()
 }
 
 #[test]
@@ -63,18 +92,7 @@ fn t5_encoder_matches_transformers() {
 fn flux_transformer_matches_diffusers() {
     let g = golden();
     let (model, _) = flux::load_transformer(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
-    let out = model
-        .forward(
-            &g["flux_img"],
-            &g["flux_img_ids"].unsqueeze(0).unwrap(),
-            &g["flux_txt"],
-            &g["flux_txt_ids"].unsqueeze(0).unwrap(),
-            &g["flux_t"],
-            &g["flux_vec"],
-            None,
-        )
-        .unwrap();
-    assert_close(&out, &g["flux_out"], "Flux transformer prediction");
+    assert_close(&predict(&model, &g), &g["flux_out"], "Flux transformer prediction");
 }
 
 #[test]
@@ -94,24 +112,8 @@ fn quantized_gguf_transformer_stays_close_to_diffusers() {
     cfg.transformer = gguf;
     let (model, _) = flux::load_transformer(&cfg, Path::new("/"), &Device::Cpu).unwrap();
     assert!(matches!(model, flux::Transformer::Quantized(_)));
-    let out = model
-        .forward(
-            &g["flux_img"],
-            &g["flux_img_ids"].unsqueeze(0).unwrap(),
-            &g["flux_txt"],
-            &g["flux_txt_ids"].unsqueeze(0).unwrap(),
-            &g["flux_t"],
-            &g["flux_vec"],
-            None,
-        )
-        .unwrap();
     // Q8_0 rounds each weight to 8 bits per block of 32: allow 2% of the output's range.
-    let theirs = &g["flux_out"];
-    let size = theirs.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    let diff =
-        (&out - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    assert!(diff < 0.02 * size, "quantized prediction differs by {diff} (output range {size})");
-    assert!(diff > 0.0, "a quantized model that matches exactly was not quantized");
+    assert_quantized_close(&predict(&model, &g), &g["flux_out"], 0.02, "Q8_0 transformer");
 }
 
 #[test]
@@ -155,18 +157,7 @@ fn quantized_gguf_t5_matches_transformers() {
     // The GGUF loading path itself, with nothing rounded: as exact as the safetensors path.
     assert_close(&run(candle_core::quantized::GgmlDType::F32), theirs, "T5 from an f32 GGUF");
     // Q8_0 rounds weights and, in candle's CPU kernels, activations to 8 bits per block of 32.
-    let size = theirs.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    let diff = (&run(candle_core::quantized::GgmlDType::Q8_0) - theirs)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert!(diff < 0.05 * size && diff > 0.0, "Q8_0 T5 differs by {diff} (output range {size})");
+    assert_quantized_close(&run(candle_core::quantized::GgmlDType::Q8_0), theirs, 0.05, "Q8_0 T5");
 }
 
 #[test]
