@@ -22,7 +22,7 @@ use candle_transformers::models::clip::{ClipConfig, ClipModel};
 use serde::Deserialize;
 use vortex::config::{ClipModelConfig, ModelDtype, VerificationConfig};
 
-use crate::executor::{CancelToken, Cancelled};
+use crate::executor::{CancelToken, ModelError};
 use crate::media::{Frame, Video};
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -384,7 +384,7 @@ pub fn score(
     prompt: &str,
     frames: &[&Frame],
     cancel: &CancelToken,
-) -> Result<ModelScore, ScoreError> {
+) -> Result<ModelScore, ModelError> {
     cancel.check()?;
     let text = encoder.embed_text(prompt)?;
     cancel.check()?;
@@ -393,17 +393,6 @@ pub fn score(
     let score = sims.iter().map(|&s| s as f64).sum::<f64>() / sims.len() as f64;
     let mean = l2_normalize(&images.mean_keepdim(0)?)?.squeeze(0)?.to_vec1::<f32>()?;
     Ok(ModelScore { score, mean_embedding: mean, truncated: text.truncated })
-}
-
-/// Why scoring stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum ScoreError {
-    /// The job was cancelled.
-    #[error(transparent)]
-    Cancelled(#[from] Cancelled),
-    /// candle failed.
-    #[error("clip: {0}")]
-    Candle(#[from] candle_core::Error),
 }
 
 /// The self-check's result.

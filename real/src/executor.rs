@@ -22,6 +22,17 @@ use std::time::{Duration, Instant};
 #[error("cancelled")]
 pub struct Cancelled;
 
+/// Why a model job stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The job was cancelled.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    /// candle failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
 /// Tells a running job to stop; the job checks it between units of work.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken {

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use vortex::config::FluxModelConfig;
 
 use crate::clip::{candle_dtype, HfTower};
-use crate::executor::{CancelToken, Cancelled};
+use crate::executor::{CancelToken, ModelError};
 use crate::media::Frame;
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -354,7 +354,7 @@ impl FluxPipeline {
         seed: u64,
         cancel: &CancelToken,
         mut on_step: impl FnMut(usize),
-    ) -> Result<Frame, FluxError> {
+    ) -> Result<Frame, ModelError> {
         cancel.check()?;
         let t5_emb = self.encode_t5(prompt)?;
         let clip_emb = self.encode_clip(prompt)?;
@@ -379,7 +379,7 @@ impl FluxPipeline {
         let (h, w, _) = pixels.dims3()?;
         let data = pixels.flatten_all()?.to_vec1::<u8>()?;
         Frame::from_raw(w as u32, h as u32, data)
-            .ok_or_else(|| FluxError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
+            .ok_or_else(|| ModelError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
     }
 
     /// The dtype the denoising runs in: the configured one, or f32 for a quantized transformer.
@@ -424,15 +424,4 @@ impl FluxPipeline {
         let data: Vec<f32> = (0..n).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
         Tensor::from_vec(data, (1, self.z_channels, side, side), &self.device)?.to_dtype(self.dtype)
     }
-}
-
-/// Why generation stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum FluxError {
-    /// The job was cancelled.
-    #[error(transparent)]
-    Cancelled(#[from] Cancelled),
-    /// candle failed.
-    #[error("flux: {0}")]
-    Candle(#[from] candle_core::Error),
 }

@@ -8,9 +8,9 @@ use candle_core::Device;
 use vortex::config::{ClipModelConfig, DeviceName, ModelDtype};
 use vortex::{Config, Recipe, StageError, Stages};
 
-use crate::clip::{self, ClipEncoder, ClipVerdict, ScoreError};
-use crate::executor::ModelWorker;
-use crate::flux::{FluxError, FluxPipeline};
+use crate::clip::{self, ClipEncoder, ClipVerdict};
+use crate::executor::{ModelError, ModelWorker};
+use crate::flux::FluxPipeline;
 use crate::media::{Frame, Video};
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -249,7 +249,7 @@ impl ClipPair {
             self.l14.run(job(prompt.to_string(), frames)),
         )
         .await;
-        let (b32, l14) = (b32.map_err(stage_error)?, l14.map_err(stage_error)?);
+        let (b32, l14) = (b32.map_err(|e| stage_error("clip", e))?, l14.map_err(|e| stage_error("clip", e))?);
         if b32.truncated || l14.truncated {
             tracing::warn!(target: "vortex::model", event = "prompt_truncated", "the prompt is longer than CLIP's context and was truncated");
         }
@@ -266,8 +266,9 @@ async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B
     tokio::join!(a, b)
 }
 
-fn stage_error(e: ScoreError) -> StageError {
-    StageError::new(e.to_string())
+/// A model job's error as the scheduler sees it, prefixed with the stage.
+fn stage_error(stage: &str, e: ModelError) -> StageError {
+    StageError::new(format!("{stage}: {e}"))
 }
 
 /// The real `Stages`: image (Flux) and verification (CLIP) are real; audio and video, whose
@@ -319,7 +320,7 @@ impl Stages for RealStages {
         let (prompt, seed) = (recipe.prompt.clone(), recipe.seed);
         flux.run(move |pipeline: &mut FluxPipeline, cancel| pipeline.generate(&prompt, seed, cancel, |_| {}))
             .await
-            .map_err(|e: FluxError| StageError::new(e.to_string()))
+            .map_err(|e| stage_error("image", e))
     }
 
     async fn video(&self, _: &Recipe, _: &Audio, _: &Frame, _: u32) -> Result<Video, StageError> {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use candle_core::Device;
 use vortex::{AttemptResult, Config, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
 use vortex_real::clip::ClipVerdict;
+use vortex_real::executor::ModelError;
 use vortex_real::executor::{CancelToken, Cancelled};
-use vortex_real::flux::{FluxError, FluxPipeline};
+use vortex_real::flux::FluxPipeline;
 use vortex_real::media::{Frame, Video};
 use vortex_real::models::{Models, RealStages};
 
@@ -75,7 +76,7 @@ fn cancellation_is_checked_between_diffusion_steps() {
         steps += 1;
         cancel.cancel(); // as a timeout would, during the first step
     });
-    assert!(matches!(out, Err(FluxError::Cancelled(Cancelled))), "{out:?}");
+    assert!(matches!(out, Err(ModelError::Cancelled(Cancelled))), "{out:?}");
     assert_eq!(steps, 1, "the step in progress finishes, no further one starts");
 }
 
