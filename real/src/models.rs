@@ -244,11 +244,10 @@ impl ClipPair {
                 clip::score(enc, &prompt, &refs, cancel)
             }
         };
-        let (b32, l14) = futures_join(
+        let (b32, l14) = tokio::join!(
             self.b32.run(job(prompt.to_string(), frames.clone())),
             self.l14.run(job(prompt.to_string(), frames)),
-        )
-        .await;
+        );
         let (b32, l14) = (b32.map_err(|e| stage_error("clip", e))?, l14.map_err(|e| stage_error("clip", e))?);
         if b32.truncated || l14.truncated {
             tracing::warn!(target: "vortex::model", event = "prompt_truncated", "the prompt is longer than CLIP's context and was truncated");
@@ -260,10 +259,6 @@ impl ClipPair {
     pub fn last_cancel_overrun(&self) -> Duration {
         self.b32.last_cancel_overrun().max(self.l14.last_cancel_overrun())
     }
-}
-
-async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
-    tokio::join!(a, b)
 }
 
 /// A model job's error as the scheduler sees it, prefixed with the stage.
