@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use vortex::Config;
 use vortex_real::clip::{self, ClipEncoder};
+use vortex_real::config::Config;
 use vortex_real::executor::CancelToken;
 use vortex_real::flux::FluxPipeline;
 use vortex_real::media::Frame;

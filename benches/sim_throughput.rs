@@ -20,7 +20,7 @@ mod bench {
 
     use criterion::{Criterion, Throughput};
     use vortex_sim::montecarlo::MonteCarlo;
-    use vortex_sim::tally::Kind;
+    use vortex_sim::tally::SlotKind;
     use vortex_sim::{Override, RunOptions, Scenario};
 
     const SLOTS: u64 = 20_000;
@@ -48,10 +48,10 @@ mod bench {
                 for slot in 0..SLOTS {
                     let out = mc.slot(slot, true);
                     // The simulator also runs each aborted slot's counterfactual.
-                    if matches!(out.kind, Kind::Aborted(_)) {
+                    if matches!(out.kind, SlotKind::Aborted(_)) {
                         black_box(mc.slot(slot, false));
                     }
-                    on_time += u64::from(out.kind == Kind::OnTime);
+                    on_time += u64::from(out.kind == SlotKind::OnTime);
                 }
                 black_box(on_time)
             })

@@ -3,11 +3,18 @@
 //! The scheduler emits, under target [`TARGET`], one event each and in order: `slot_started`,
 //! `audio_complete`, `image_complete` (these two in whichever order they finish),
 //! `video_complete`, `clip_complete`, then exactly one of `slot_complete`, `slot_aborted` or
-//! `slot_failed`; plus one `stage_retry` per retry. Every event carries `event`, `slot_id` and
-//! `elapsed_ms` (time since the slot started, virtual under the simulator). Real mode logs them
-//! as JSON; tests and the simulator's replay capture them with [`Recorder`].
+//! `slot_failed`; plus one `stage_retry` per retry that really started, and `slot_cancelled`
+//! instead of a final event when the slot's future was dropped from outside. Every event carries
+//! `event`, `slot_id` and `elapsed_ms` (time since the slot started, virtual under the simulator).
+//!
+//! Levels carry meaning: progress is INFO; retries, aborts and cancellations are WARN; failures
+//! are ERROR. A failure's `reason` is a [`crate::FailureKind`] name (`timed_out`,
+//! `deadline_capped`, `model_error`, `out_of_memory`, `cancelled`, `invalid_output`).
+//!
+//! Nothing in this crate installs a subscriber: the binary that runs slots chooses one (the
+//! `vortex` binary logs to standard error); tests and the simulator's replay capture the events
+//! with [`Recorder`].
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
@@ -30,15 +37,6 @@ impl RecordedEvent {
     /// The value of a field, if present.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// A one-line rendering: `name key=value ...` (the message left out).
-    pub fn to_line(&self) -> String {
-        let mut line = self.name.clone();
-        for (k, v) in self.fields.iter().filter(|(k, _)| k != "message") {
-            let _ = write!(line, " {k}={v}");
-        }
-        line
     }
 }
 

@@ -12,7 +12,10 @@
 //! runs candle models.
 //!
 //! ## Map
-//! - [`config`]: `config.yaml`, strictly checked.
+//! - [`config`]: the `orchestration` section of `config.yaml` (real mode's sections live in
+//!   `vortex-real`).
+//! - [`units`]: validated numbers (seconds, probabilities, counts), checked while parsed.
+//! - [`yaml`]: strict YAML reading with errors that name file, key, value, line and column.
 //! - [`stage`]: the four stages and the [`Stages`] backend trait.
 //! - [`scheduler`]: the slot state machine.
 //! - [`predictor`]: remaining-work estimates for the predictive abort.
@@ -35,12 +38,19 @@ pub mod recipe;
 pub mod rt;
 pub mod scheduler;
 pub mod stage;
+pub mod units;
+pub mod yaml;
 
-pub use config::{Config, ConfigError};
+pub use config::Orchestration;
 pub use outcome::{
     Abort, AttemptRecord, AttemptResult, Checkpoint, Completed, FailReason, Failure, Outcome, SlotResult, Timing,
 };
 pub use predictor::{AdaptivePredictor, ConfiguredPredictor, Predictor, Remaining, StaticPredictor};
 pub use recipe::Recipe;
 pub use scheduler::{SlotOutputs, SlotReport, SlotScheduler};
-pub use stage::{PerStage, Stage, StageError, Stages, Verdict};
+pub use stage::{FailureKind, PerStage, Stage, StageError, Stages, Verdict};
+pub use yaml::ConfigError;
+
+/// serde, for the validated-number macros used by other crates.
+#[doc(hidden)]
+pub use serde as __serde;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::stage::{PerStage, Stage, StageError};
+use crate::stage::{FailureKind, PerStage, Stage, StageError, MILLIS_KEYS};
 
 /// The predictive-abort checkpoints, in the order a slot passes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -137,38 +137,42 @@ pub struct Failure {
 /// Why a stage's last attempt failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FailReason {
-    /// The attempt ran into its timeout (possibly capped by the deadline).
-    TimedOut,
+    /// The attempt ran into its timeout.
+    TimedOut {
+        /// True when the limit was the time left to the deadline, not the stage's timeout.
+        capped_by_deadline: bool,
+    },
     /// The backend returned an error.
     Error(StageError),
 }
 
+impl FailReason {
+    /// The kind of failure, as reports count it.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            FailReason::TimedOut { capped_by_deadline: false } => FailureKind::TimedOut,
+            FailReason::TimedOut { capped_by_deadline: true } => FailureKind::DeadlineCapped,
+            FailReason::Error(e) => e.kind(),
+        }
+    }
+}
+
 /// The timing breakdown of a slot, in milliseconds. `total_ms` is not the sum of the stages:
 /// audio and image overlap. A stage that never finished has no figure.
+///
+/// Each stage's figure runs from its first attempt's start to its success, retries and backoff
+/// included. In JSON: `audio_ms`, `image_ms`, `video_ms`, `clip_ms`, `total_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Timing {
-    /// Audio, from its first attempt's start to its success (retries and backoff included).
-    pub audio_ms: Option<f64>,
-    /// Image, likewise.
-    pub image_ms: Option<f64>,
-    /// Video, likewise.
-    pub video_ms: Option<f64>,
-    /// Verification, likewise.
-    pub clip_ms: Option<f64>,
+    /// Time per stage, `None` for a stage that did not finish.
+    #[serde(flatten, serialize_with = "millis_keys")]
+    pub stage_ms: PerStage<Option<f64>>,
     /// Slot start to slot end.
     pub total_ms: f64,
 }
 
-impl Timing {
-    /// The figure of one stage.
-    pub fn stage_ms(&self, stage: Stage) -> Option<f64> {
-        match stage {
-            Stage::Audio => self.audio_ms,
-            Stage::Image => self.image_ms,
-            Stage::Video => self.video_ms,
-            Stage::Clip => self.clip_ms,
-        }
-    }
+fn millis_keys<S: serde::Serializer>(v: &PerStage<Option<f64>>, s: S) -> Result<S::Ok, S::Error> {
+    v.serialize_keyed(MILLIS_KEYS, s)
 }
 
 /// One attempt at one stage.
@@ -191,15 +195,20 @@ pub struct AttemptRecord {
 pub enum AttemptResult {
     /// It returned an output.
     Ok,
-    /// It returned an error.
-    Error,
-    /// It ran into its timeout.
-    TimedOut {
-        /// True when the limit was the time left to the deadline, not the stage's timeout.
-        capped_by_deadline: bool,
-    },
-    /// The slot ended while it ran (its parallel sibling failed).
+    /// It failed: an error of the backend, or a timeout.
+    Failed(FailureKind),
+    /// The slot ended while it ran (its parallel sibling failed, or the slot was dropped).
     Cancelled,
+}
+
+impl fmt::Display for AttemptResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptResult::Ok => f.write_str("ok"),
+            AttemptResult::Failed(kind) => write!(f, "failed: {kind}"),
+            AttemptResult::Cancelled => f.write_str("cancelled"),
+        }
+    }
 }
 
 /// Milliseconds of a duration, as reports write them.

@@ -163,7 +163,7 @@ pub enum ConfiguredPredictor {
 impl ConfiguredPredictor {
     /// Builds the predictor the config names, warm-started from its targets.
     pub fn from_config(orchestration: &Orchestration) -> Self {
-        let targets = orchestration.targets.durations();
+        let targets = orchestration.target_durations();
         match orchestration.predictor {
             PredictorKind::Static => ConfiguredPredictor::Static(StaticPredictor::new(targets)),
             PredictorKind::Adaptive => {
@@ -171,15 +171,10 @@ impl ConfiguredPredictor {
                 ConfiguredPredictor::Adaptive(Box::new(AdaptivePredictor::new(
                     targets,
                     a.quantile.get(),
-                    a.history.0 as usize,
+                    a.history.get() as usize,
                 )))
             }
         }
-    }
-
-    /// True when estimates depend on what was observed, so slots must run in order.
-    pub fn learns(&self) -> bool {
-        matches!(self, ConfiguredPredictor::Adaptive(_))
     }
 }
 

@@ -24,9 +24,6 @@ use std::time::Duration;
 /// A point in the mode's time: tokio's `Instant` in a normal build, the simulator's under madsim.
 pub use madsim::time::Instant;
 
-/// Spawns a task on the mode's executor.
-pub use madsim::task::spawn;
-
 /// The error of [`timeout`]: the future did not finish in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;

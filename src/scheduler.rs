@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::try_join;
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::config::Orchestration;
 use crate::events::TARGET;
@@ -27,6 +27,7 @@ use crate::predictor::{Predictor, Remaining, StaticPredictor};
 use crate::recipe::Recipe;
 use crate::rt::{self, Instant};
 use crate::stage::{PerStage, Stage, StageError, Stages, Verdict};
+use crate::units::RetryCount;
 
 /// The outputs of a completed slot for backend `S`.
 pub type SlotOutputs<S> =
@@ -49,7 +50,7 @@ struct Policy {
 /// ```
 /// # #[cfg(not(madsim))] {
 /// use std::time::Duration;
-/// use vortex::{Config, Recipe, SlotScheduler, StaticPredictor};
+/// use vortex::{Orchestration, Recipe, SlotScheduler, StaticPredictor};
 /// # use vortex::{Stages, StageError, Verdict};
 /// # struct Instant; struct Pass;
 /// # impl Verdict for Pass { fn passed(&self) -> bool { true } }
@@ -60,9 +61,9 @@ struct Policy {
 /// #     async fn video(&self, _: &Recipe, _: &(), _: &(), _: u32) -> Result<(), StageError> { Ok(()) }
 /// #     async fn clip(&self, _: &Recipe, _: &(), _: u32) -> Result<Pass, StageError> { Ok(Pass) }
 /// # }
-/// let cfg = Config::default();
-/// let predictor = StaticPredictor::new(cfg.orchestration.targets.durations());
-/// let scheduler = SlotScheduler::new(Instant, predictor, &cfg.orchestration);
+/// let policy = Orchestration::default();
+/// let predictor = StaticPredictor::new(policy.target_durations());
+/// let scheduler = SlotScheduler::new(Instant, predictor, &policy);
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
 /// let result = rt.block_on(scheduler.run_slot(&Recipe::new(1, "Hello.", "a news anchor"), Duration::from_secs(45)));
 /// assert!(result.completed().unwrap().deadline_met);
@@ -87,8 +88,8 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         let policy = Policy {
             buffer: orchestration.deadline_buffer_s.duration(),
             backoff_base: orchestration.backoff_base_s.duration(),
-            timeouts: orchestration.timeouts.durations(),
-            retries: orchestration.retry_policy.counts(),
+            timeouts: orchestration.timeout_durations(),
+            retries: orchestration.retry_policy.map(RetryCount::get),
         };
         SlotScheduler { stages, predictor, policy, predictive_abort: true }
     }
@@ -111,15 +112,20 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
     }
 
     /// Runs one slot to its outcome; `deadline` is relative to the slot's start.
+    ///
+    /// Dropping the returned future cancels the slot: its running stages are dropped (and so
+    /// cancelled) and a `slot_cancelled` event says so.
     pub async fn run_slot(&self, recipe: &Recipe, deadline: Duration) -> SlotReport<S> {
-        let slot = SlotRun::new(recipe.slot_id, deadline);
+        let slot = SlotState::new(recipe.slot_id, deadline);
         info!(target: TARGET, event = "slot_started", slot_id = recipe.slot_id, elapsed_ms = 0.0,
               deadline_ms = ms(deadline), "slot started");
+        let dropped = DroppedSlot { slot_id: recipe.slot_id, start: slot.start };
         let outcome = match self.drive(&slot, recipe).await {
             Ok(completed) => Outcome::Completed(completed),
             Err(Stop::Aborted(abort)) => Outcome::Aborted(abort),
             Err(Stop::Failed(failure)) => Outcome::Failed(failure),
         };
+        std::mem::forget(dropped);
         let result = slot.finish(outcome, deadline);
         for stage in Stage::ALL.into_iter().filter(|&s| *result.attempts.get(s) == 0) {
             self.predictor.skipped(stage);
@@ -128,7 +134,7 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         result
     }
 
-    async fn drive(&self, slot: &SlotRun, recipe: &Recipe) -> Result<Completed<SlotOutputs<S>>, Stop> {
+    async fn drive(&self, slot: &SlotState, recipe: &Recipe) -> Result<Completed<SlotOutputs<S>>, Stop> {
         self.checkpoint(slot, Checkpoint::BeforeStart)?;
         // try_join returns at the first error and drops the other future: that is the sibling's
         // cancellation, so nothing keeps running for a dead slot.
@@ -155,7 +161,7 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
     }
 
     /// Continues only if `(deadline - now) - buffer >= estimated remaining work`.
-    fn checkpoint(&self, slot: &SlotRun, checkpoint: Checkpoint) -> Result<(), Stop> {
+    fn checkpoint(&self, slot: &SlotState, checkpoint: Checkpoint) -> Result<(), Stop> {
         if !self.predictive_abort {
             return Ok(());
         }
@@ -173,13 +179,13 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
     }
 
     /// True when `work` fits in the time left before the deadline, less the safety buffer.
-    fn fits(&self, slot: &SlotRun, work: Duration) -> bool {
+    fn fits(&self, slot: &SlotState, work: Duration) -> bool {
         let left = slot.time_left();
         left >= self.policy.buffer && left - self.policy.buffer >= work
     }
 
     /// Runs one stage's attempts until one succeeds, the retries run out, or a retry cannot fit.
-    async fn run_stage<T, F, Fut>(&self, slot: &SlotRun, stage: Stage, mut attempt_fn: F) -> Result<T, Failure>
+    async fn run_stage<T, F, Fut>(&self, slot: &SlotState, stage: Stage, mut attempt_fn: F) -> Result<T, Failure>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, StageError>>,
@@ -200,15 +206,10 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
                     emit_complete(slot, stage, attempt + 1, stage_time);
                     return Ok(output);
                 }
-                Ok(Err(error)) => {
-                    slot.close_attempt(record, AttemptResult::Error);
-                    FailReason::Error(error)
-                }
-                Err(rt::TimedOut) => {
-                    slot.close_attempt(record, AttemptResult::TimedOut { capped_by_deadline: left < stage_timeout });
-                    FailReason::TimedOut
-                }
+                Ok(Err(error)) => FailReason::Error(error),
+                Err(rt::TimedOut) => FailReason::TimedOut { capped_by_deadline: left < stage_timeout },
             };
+            slot.close_attempt(record, AttemptResult::Failed(reason.kind()));
             let attempts = attempt + 1;
             let failure = |retry_skipped| Failure { stage, reason: reason.clone(), attempts, retry_skipped };
             if attempts == max_attempts {
@@ -218,18 +219,34 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
             if !self.fits(slot, backoff + self.predictor.remaining(Remaining::From(stage))) {
                 return Err(failure(true));
             }
-            info!(target: TARGET, event = "stage_retry", slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()),
-                  stage = stage.name(), next_attempt = attempts, backoff_ms = ms(backoff),
-                  reason = reason_name(&reason), "stage retry");
             rt::sleep(backoff).await;
+            // Logged after the backoff, when the retry really starts: a sibling's failure during
+            // the backoff drops this future, and no retry is announced that never ran.
+            warn!(target: TARGET, event = "stage_retry", slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()),
+                  stage = stage.name(), next_attempt = attempts, backoff_ms = ms(backoff),
+                  reason = reason.kind().name(), "stage retry");
         }
         unreachable!("the loop returns on the last attempt")
     }
 }
 
+/// Logs `slot_cancelled` when a slot's future is dropped before it reached an outcome (the
+/// caller gave up on it: a shutdown, a client that went away). Forgotten on the normal path.
+struct DroppedSlot {
+    slot_id: u64,
+    start: Instant,
+}
+
+impl Drop for DroppedSlot {
+    fn drop(&mut self) {
+        warn!(target: TARGET, event = "slot_cancelled", slot_id = self.slot_id,
+              elapsed_ms = ms(rt::now() - self.start), "slot cancelled from outside");
+    }
+}
+
 /// The mutable state of one running slot. The two parallel stages share it, hence the mutex; it is
 /// never held across an await.
-struct SlotRun {
+struct SlotState {
     slot_id: u64,
     start: Instant,
     deadline: Duration,
@@ -248,10 +265,10 @@ struct OpenAttempt {
     end: Option<(Duration, AttemptResult)>,
 }
 
-impl SlotRun {
+impl SlotState {
     fn new(slot_id: u64, deadline: Duration) -> Self {
         let inner = SlotLog { attempts: Vec::with_capacity(8), stage_time: PerStage::default() };
-        SlotRun { slot_id, start: rt::now(), deadline, inner: Mutex::new(inner) }
+        SlotState { slot_id, start: rt::now(), deadline, inner: Mutex::new(inner) }
     }
 
     fn elapsed(&self) -> Duration {
@@ -301,16 +318,9 @@ impl SlotRun {
                 AttemptRecord { stage: a.stage, attempt: a.attempt, start: a.start, duration: stop - a.start, result }
             })
             .collect();
-        let stage_ms = |s: Stage| log.stage_time.get(s).map(ms);
-        let timing = Timing {
-            audio_ms: stage_ms(Stage::Audio),
-            image_ms: stage_ms(Stage::Image),
-            video_ms: stage_ms(Stage::Video),
-            clip_ms: stage_ms(Stage::Clip),
-            total_ms: ms(end),
-        };
+        let timing = Timing { stage_ms: log.stage_time.map(|t| t.map(ms)), total_ms: ms(end) };
         for stage in Stage::ALL {
-            assert!(timing.stage_ms(stage).is_none_or(|t| t <= timing.total_ms), "a stage outlasted its slot");
+            assert!(timing.stage_ms.get(stage).is_none_or(|t| t <= timing.total_ms), "a stage outlasted its slot");
         }
         SlotResult {
             meta: SlotMeta { slot_id: self.slot_id, start: self.start, end, deadline },
@@ -322,14 +332,7 @@ impl SlotRun {
     }
 }
 
-fn reason_name(reason: &FailReason) -> &'static str {
-    match reason {
-        FailReason::TimedOut => "timeout",
-        FailReason::Error(_) => "error",
-    }
-}
-
-fn emit_complete(slot: &SlotRun, stage: Stage, attempts: u32, took: Duration) {
+fn emit_complete(slot: &SlotState, stage: Stage, attempts: u32, took: Duration) {
     let (event, message) = match stage {
         Stage::Audio => ("audio_complete", "audio complete"),
         Stage::Image => ("image_complete", "image complete"),
@@ -346,16 +349,17 @@ fn emit_final<O>(result: &SlotResult<O>) {
     match &result.outcome {
         Outcome::Completed(c) => info!(target: TARGET, event = "slot_complete", slot_id, elapsed_ms,
             total_ms = result.timing.total_ms, deadline_met = c.deadline_met, clip_passed = c.clip_passed, "slot complete"),
-        Outcome::Aborted(a) => info!(target: TARGET, event = "slot_aborted", slot_id, elapsed_ms,
+        Outcome::Aborted(a) => warn!(target: TARGET, event = "slot_aborted", slot_id, elapsed_ms,
             checkpoint = a.checkpoint.name(), predicted_finish_ms = ms(a.predicted_finish), "slot aborted"),
         Outcome::Failed(f) => match &f.reason {
             FailReason::Error(e) => {
-                info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
-                reason = "error", error = e.message(), attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
+                error!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
+                reason = f.reason.kind().name(), error = e.message(), attempts = f.attempts,
+                retry_skipped = f.retry_skipped, "slot failed")
             }
-            FailReason::TimedOut => {
-                info!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
-                reason = "timeout", attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
+            FailReason::TimedOut { .. } => {
+                error!(target: TARGET, event = "slot_failed", slot_id, elapsed_ms, stage = f.stage.name(),
+                reason = f.reason.kind().name(), attempts = f.attempts, retry_skipped = f.retry_skipped, "slot failed")
             }
         },
     }

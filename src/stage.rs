@@ -52,7 +52,20 @@ impl fmt::Display for Stage {
 }
 
 /// One value per stage, indexed by [`Stage`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+///
+/// In YAML and JSON it is a map keyed by stage name plus the unit suffix of `T` (see
+/// [`StageKeys`]): `PerStage<Seconds>` reads `{ audio_s: 3, image_s: 15, video_s: 10, clip_s: 2 }`,
+/// `PerStage<RetryCount>` reads `{ audio: 1, image: 0, video: 0, clip: 0 }`. Unknown and repeated
+/// keys are refused; a missing stage is refused too, unless the field reads a partial map with
+/// [`PerStage::deserialize_partial`] and fills the gaps from defaults.
+///
+/// ```
+/// use vortex::units::Seconds;
+/// use vortex::{PerStage, Stage};
+/// let t: PerStage<Seconds> = serde_yaml_ng::from_str("{ audio_s: 3, image_s: 15, video_s: 10, clip_s: 2 }").unwrap();
+/// assert_eq!(t.get(Stage::Image).get(), 15.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PerStage<T> {
     /// Audio's value.
     pub audio: T,
@@ -94,24 +107,233 @@ impl<T> PerStage<T> {
             Stage::Clip => &mut self.clip,
         }
     }
+
+    /// Applies `f` to every value.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerStage<U> {
+        PerStage { audio: f(self.audio), image: f(self.image), video: f(self.video), clip: f(self.clip) }
+    }
+
+    /// References to the values.
+    pub fn as_ref(&self) -> PerStage<&T> {
+        PerStage { audio: &self.audio, image: &self.image, video: &self.video, clip: &self.clip }
+    }
 }
 
-/// Why one attempt of a stage failed (a timeout is not a `StageError`: the scheduler imposes it).
+impl<T: Clone> PerStage<Option<T>> {
+    /// Fills the stages that have no value from `defaults`.
+    pub fn or(self, defaults: &PerStage<T>) -> PerStage<T> {
+        PerStage::from_fn(|stage| self.get(stage).clone().unwrap_or_else(|| defaults.get(stage).clone()))
+    }
+}
+
+/// How the keys of a [`PerStage`] of this type are spelt in files and reports: the stage names
+/// with the value's unit as suffix (`audio_s` for seconds, plain `audio` for counts).
+pub trait StageKeys {
+    /// Keys of audio, image, video and clip, in that order.
+    const KEYS: &'static [&'static str; 4];
+}
+
+/// Keys without a unit: `audio`, `image`, `video`, `clip`.
+pub const PLAIN_KEYS: &[&str; 4] = &["audio", "image", "video", "clip"];
+/// Keys of values in seconds.
+pub const SECONDS_KEYS: &[&str; 4] = &["audio_s", "image_s", "video_s", "clip_s"];
+/// Keys of values in milliseconds.
+pub const MILLIS_KEYS: &[&str; 4] = &["audio_ms", "image_ms", "video_ms", "clip_ms"];
+
+/// Implements [`StageKeys`] with plain stage names for the listed types.
+#[macro_export]
+macro_rules! plain_stage_keys {
+    ($($ty:ty),* $(,)?) => {
+        $(impl $crate::stage::StageKeys for $ty {
+            const KEYS: &'static [&'static str; 4] = $crate::stage::PLAIN_KEYS;
+        })*
+    };
+}
+
+plain_stage_keys!(u32, u64, f64, bool, crate::units::RetryCount, crate::units::Probability);
+
+impl StageKeys for crate::units::Seconds {
+    const KEYS: &'static [&'static str; 4] = SECONDS_KEYS;
+}
+
+impl<T: StageKeys> StageKeys for Option<T> {
+    const KEYS: &'static [&'static str; 4] = T::KEYS;
+}
+
+impl<T: Serialize> PerStage<T> {
+    /// Serializes as a map with the given keys (audio, image, video, clip), for a field whose
+    /// unit is not its value type's (`#[serde(serialize_with = ...)]`).
+    pub fn serialize_keyed<S: serde::Serializer>(&self, keys: &[&str; 4], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4))?;
+        for stage in Stage::ALL {
+            map.serialize_entry(keys[stage.index()], self.get(stage))?;
+        }
+        map.end()
+    }
+}
+
+impl<T: Serialize + StageKeys> Serialize for PerStage<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_keyed(T::KEYS, s)
+    }
+}
+
+impl<'de, T: Deserialize<'de> + StageKeys> Deserialize<'de> for PerStage<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let partial = d.deserialize_map(StageMapVisitor::<T>(std::marker::PhantomData))?;
+        let mut missing = Stage::ALL.into_iter().filter(|s| partial.get(*s).is_none());
+        if let Some(stage) = missing.next() {
+            return Err(serde::de::Error::missing_field(T::KEYS[stage.index()]));
+        }
+        Ok(partial.map(|v| v.expect("every stage checked present")))
+    }
+}
+
+impl<T: StageKeys> PerStage<T> {
+    /// Reads a map that may name only some stages (the others are `None`); unknown and repeated
+    /// keys are still refused. For `#[serde(deserialize_with = ...)]` on fields with defaults.
+    pub fn deserialize_partial<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PerStage<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+    {
+        d.deserialize_map(StageMapVisitor::<T>(std::marker::PhantomData))
+    }
+}
+
+struct StageMapVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de> + StageKeys> serde::de::Visitor<'de> for StageMapVisitor<T> {
+    type Value = PerStage<Option<T>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map with the keys {}", T::KEYS.join(", "))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: PerStage<Option<T>> = PerStage::new(None, None, None, None);
+        while let Some(index) = map.next_key_seed(KeySeed(T::KEYS))? {
+            let slot = out.get_mut(Stage::ALL[index]);
+            if slot.is_some() {
+                return Err(serde::de::Error::duplicate_field(T::KEYS[index]));
+            }
+            *slot = Some(map.next_value()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads one key as a stage's index; an unknown key fails inside the key's own deserialization,
+/// so the error's path names it.
+struct KeySeed(&'static [&'static str; 4]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = usize;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySeed {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of {}", self.0.join(", "))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<usize, E> {
+        self.0.iter().position(|k| *k == key).ok_or_else(|| E::unknown_field(key, self.0))
+    }
+}
+
+/// Why a stage's attempt failed, as reports, events and the service count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The attempt ran into the stage's own timeout.
+    TimedOut,
+    /// The attempt ran into the slot's deadline, which came before the stage's timeout.
+    DeadlineCapped,
+    /// The model (or the simulated stage) returned an error.
+    ModelError,
+    /// The model ran out of (GPU) memory.
+    OutOfMemory,
+    /// The model stopped because its job was cancelled.
+    Cancelled,
+    /// The model returned output that cannot be used (non-finite values, wrong shape).
+    InvalidOutput,
+}
+
+impl FailureKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::TimedOut,
+        FailureKind::DeadlineCapped,
+        FailureKind::ModelError,
+        FailureKind::OutOfMemory,
+        FailureKind::Cancelled,
+        FailureKind::InvalidOutput,
+    ];
+
+    /// The kind's snake-case name, as in events and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::TimedOut => "timed_out",
+            FailureKind::DeadlineCapped => "deadline_capped",
+            FailureKind::ModelError => "model_error",
+            FailureKind::OutOfMemory => "out_of_memory",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::InvalidOutput => "invalid_output",
+        }
+    }
+
+    /// True for the two kinds the scheduler imposes (a backend never returns them).
+    pub fn is_timeout(self) -> bool {
+        matches!(self, FailureKind::TimedOut | FailureKind::DeadlineCapped)
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why one attempt of a stage failed, as the backend reports it. Timeouts are not `StageError`s:
+/// the scheduler imposes them (see [`FailureKind::TimedOut`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct StageError {
+    kind: FailureKind,
     message: Cow<'static, str>,
 }
 
 impl StageError {
-    /// An error with the given explanation.
+    /// A model error with the given explanation.
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        StageError { message: message.into() }
+        StageError::of_kind(FailureKind::ModelError, message)
+    }
+
+    /// An error of the given kind. A timeout kind is refused: only the scheduler times out.
+    pub fn of_kind(kind: FailureKind, message: impl Into<Cow<'static, str>>) -> Self {
+        assert!(!kind.is_timeout(), "a backend does not report timeouts; the scheduler imposes them");
+        StageError { kind, message: message.into() }
+    }
+
+    /// What kind of failure it is.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
     }
 
     /// The explanation.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The same error with `prefix: ` before its message (a stage's or model's name).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        StageError { kind: self.kind, message: format!("{prefix}: {}", self.message).into() }
     }
 }
 

@@ -9,12 +9,14 @@ use std::time::Duration;
 use common::{assert_ms, policy, policy_with_buffer, policy_with_retries, recipe, secs, Scripted, Seen, Step};
 use vortex::config::Orchestration;
 use vortex::events::Recorder;
-use vortex::{AttemptResult, Checkpoint, FailReason, Outcome, SlotReport, SlotScheduler, Stage, StaticPredictor};
+use vortex::{
+    AttemptResult, Checkpoint, FailReason, FailureKind, Outcome, SlotReport, SlotScheduler, Stage, StaticPredictor,
+};
 
 const DEADLINE: Duration = Duration::from_secs(45);
 
 async fn run(stages: Scripted, policy: &Orchestration, deadline: Duration) -> SlotReport<Scripted> {
-    let predictor = StaticPredictor::new(policy.targets.durations());
+    let predictor = StaticPredictor::new(policy.target_durations());
     SlotScheduler::new(stages, predictor, policy).run_slot(&recipe(), deadline).await
 }
 
@@ -28,10 +30,10 @@ async fn completed_slot_reports_outputs_timing_attempts_and_meta() {
     assert!(completed.deadline_met);
     assert!(completed.clip_passed);
     assert!(completed.outputs.verdict.0);
-    assert_ms(result.timing.audio_ms.unwrap(), 2_000.0);
-    assert_ms(result.timing.image_ms.unwrap(), 12_000.0);
-    assert_ms(result.timing.video_ms.unwrap(), 8_000.0);
-    assert_ms(result.timing.clip_ms.unwrap(), 1_000.0);
+    assert_ms(result.timing.stage_ms.audio.unwrap(), 2_000.0);
+    assert_ms(result.timing.stage_ms.image.unwrap(), 12_000.0);
+    assert_ms(result.timing.stage_ms.video.unwrap(), 8_000.0);
+    assert_ms(result.timing.stage_ms.clip.unwrap(), 1_000.0);
     assert_ms(result.timing.total_ms, 21_000.0);
     assert_eq!(result.attempts, vortex::PerStage::new(1, 1, 1, 1));
     assert_eq!(result.log.len(), 4);
@@ -58,11 +60,14 @@ async fn hanging_stage_is_cut_at_its_timeout() {
     let stages = Scripted::ok(2.0, 12.0, 8.0, 1.0).with(Stage::Video, &[Step::Hang]);
     let result = run(stages, &policy(), DEADLINE).await;
     let Outcome::Failed(failure) = &result.outcome else { panic!("expected a failure, got {:?}", result.outcome) };
-    assert_eq!((failure.stage, &failure.reason, failure.attempts), (Stage::Video, &FailReason::TimedOut, 1));
+    assert_eq!(
+        (failure.stage, &failure.reason, failure.attempts),
+        (Stage::Video, &FailReason::TimedOut { capped_by_deadline: false }, 1)
+    );
     // Image ends at 12 s, video's 10 s timeout at 22 s.
     assert_ms(result.timing.total_ms, 22_000.0);
     let video = result.log.iter().find(|a| a.stage == Stage::Video).unwrap();
-    assert_eq!(video.result, AttemptResult::TimedOut { capped_by_deadline: false });
+    assert_eq!(video.result, AttemptResult::Failed(FailureKind::TimedOut));
     assert_ms(video.duration.as_secs_f64() * 1e3, 10_000.0);
 }
 
@@ -75,14 +80,45 @@ async fn retry_succeeds_on_the_second_attempt() {
     assert!(result.completed().unwrap().deadline_met);
     assert_eq!(result.attempts.audio, 2);
     let audio: Vec<_> = result.log.iter().filter(|a| a.stage == Stage::Audio).map(|a| (a.attempt, a.result)).collect();
-    assert_eq!(audio, [(0, AttemptResult::Error), (1, AttemptResult::Ok)]);
+    assert_eq!(audio, [(0, AttemptResult::Failed(FailureKind::ModelError)), (1, AttemptResult::Ok)]);
     // 1 s failed attempt + 0.5 s backoff + 2 s second attempt.
-    assert_ms(result.timing.audio_ms.unwrap(), 3_500.0);
+    assert_ms(result.timing.stage_ms.audio.unwrap(), 3_500.0);
     let retries: Vec<_> = recorder.events().into_iter().filter(|e| e.name == "stage_retry").collect();
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].field("stage"), Some("audio"));
     assert_eq!(retries[0].field("backoff_ms"), Some("500.000"));
-    assert_eq!(retries[0].field("reason"), Some("error"));
+    assert_eq!(retries[0].field("reason"), Some("model_error"));
+    // Logged when the retry starts, after the backoff, not when the first attempt failed.
+    assert_ms(retries[0].field("elapsed_ms").unwrap().parse().unwrap(), 1_500.0);
+}
+
+#[madsim::test(start_paused = true)]
+async fn a_retry_cancelled_during_its_backoff_is_never_announced() {
+    let recorder = Recorder::default();
+    let _guard = recorder.set_default();
+    // Audio fails at 1 s and would retry after 0.5 s of backoff; image fails at 1.2 s, inside it.
+    let stages = Scripted::ok(2.0, 12.0, 8.0, 1.0)
+        .with(Stage::Audio, &[Step::Err(1.0), Step::Ok(2.0)])
+        .with(Stage::Image, &[Step::Err(1.2)]);
+    let result = run(stages, &policy(), DEADLINE).await;
+    let Outcome::Failed(failure) = &result.outcome else { panic!("expected a failure, got {:?}", result.outcome) };
+    assert_eq!(failure.stage, Stage::Image);
+    assert_eq!(result.attempts.audio, 1, "the audio retry never started");
+    assert!(!recorder.names().contains(&"stage_retry".to_string()), "{:?}", recorder.names());
+    assert_eq!(recorder.names().last().map(String::as_str), Some("slot_failed"));
+    assert_eq!(recorder.events().last().unwrap().field("reason"), Some("model_error"));
+}
+
+#[madsim::test(start_paused = true)]
+async fn a_slot_dropped_from_outside_says_so() {
+    let recorder = Recorder::default();
+    let _guard = recorder.set_default();
+    let stages = Scripted::ok(2.0, 12.0, 8.0, 1.0);
+    let gave_up = vortex::rt::timeout(Duration::from_secs(5), run(stages.clone(), &policy(), DEADLINE)).await;
+    assert!(gave_up.is_err());
+    assert_eq!(recorder.names(), ["slot_started", "audio_complete", "slot_cancelled"]);
+    assert_ms(recorder.events()[2].field("elapsed_ms").unwrap().parse().unwrap(), 5_000.0);
+    assert!(stages.seen().contains(&Seen::Dropped(Stage::Image, 0)), "the running stage was cancelled too");
 }
 
 #[madsim::test(start_paused = true)]
@@ -102,7 +138,7 @@ async fn exhausted_retries_fail_the_slot_with_exponential_backoff() {
         assert_ms(got * 1e3, want * 1e3);
     }
     assert_ms(result.timing.total_ms, 4_500.0);
-    assert_eq!(result.timing.audio_ms, None);
+    assert_eq!(result.timing.stage_ms.audio, None);
 }
 
 #[madsim::test(start_paused = true)]
@@ -111,7 +147,7 @@ async fn audio_and_image_really_overlap() {
     // max(2.5, 10) + 8 + 1 = 19 s, far below the 21.5 s sum.
     assert_ms(result.timing.total_ms, 19_000.0);
     let t = result.timing;
-    let sum = t.audio_ms.unwrap() + t.image_ms.unwrap() + t.video_ms.unwrap() + t.clip_ms.unwrap();
+    let sum: f64 = vortex::Stage::ALL.iter().map(|&s| t.stage_ms.get(s).unwrap()).sum();
     assert_ms(sum, 21_500.0);
     let starts: Vec<_> = result.log.iter().filter(|a| a.stage <= Stage::Image).map(|a| a.start).collect();
     assert_eq!(starts, [Duration::ZERO, Duration::ZERO], "audio and image start together");
@@ -137,7 +173,7 @@ async fn predictive_abort_fires_at_each_checkpoint() {
     assert_eq!(a.checkpoint, Checkpoint::BeforeClip);
     assert_ms(a.elapsed.as_secs_f64() * 1e3, 21_900.0);
     assert_eq!(r.attempts.clip, 0);
-    assert_ms(r.timing.video_ms.unwrap(), 9_900.0);
+    assert_ms(r.timing.stage_ms.video.unwrap(), 9_900.0);
 }
 
 #[madsim::test(start_paused = true)]
@@ -201,16 +237,17 @@ async fn sibling_is_cancelled_when_the_other_parallel_stage_fails() {
 async fn attempt_timeout_is_capped_by_the_deadline() {
     // No buffer and small targets so the predictor lets the slot run into its deadline.
     let mut p = policy_with_buffer(0.0);
-    p.targets.image_s = secs(1.0);
-    p.targets.video_s = secs(1.0);
+    p.targets.image = secs(1.0);
+    p.targets.video = secs(1.0);
     let stages = Scripted::ok(2.0, 12.0, 8.0, 1.0).with(Stage::Image, &[Step::Hang]);
     let result = run(stages, &p, Duration::from_secs(14)).await;
     let Outcome::Failed(failure) = &result.outcome else { panic!("expected a failure, got {:?}", result.outcome) };
-    assert_eq!((failure.stage, &failure.reason), (Stage::Image, &FailReason::TimedOut));
+    assert_eq!((failure.stage, &failure.reason), (Stage::Image, &FailReason::TimedOut { capped_by_deadline: true }));
     // The image timeout is 15 s, but only 14 s were left.
     assert_ms(result.timing.total_ms, 14_000.0);
     let image = result.log.iter().find(|a| a.stage == Stage::Image).unwrap();
-    assert_eq!(image.result, AttemptResult::TimedOut { capped_by_deadline: true });
+    assert_eq!(image.result, AttemptResult::Failed(FailureKind::DeadlineCapped));
+    assert_eq!(failure.reason.kind(), FailureKind::DeadlineCapped);
 }
 
 #[madsim::test(start_paused = true)]

@@ -14,13 +14,13 @@
 
 use std::path::Path;
 
+use crate::config::{ClipModelConfig, ModelDtype, VerificationConfig};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 use candle_transformers::models::clip::{ClipConfig, ClipModel};
 use serde::Deserialize;
-use vortex::config::{ClipModelConfig, ModelDtype, VerificationConfig};
 
 use crate::executor::{CancelToken, ModelError};
 use crate::media::{Frame, Video};
@@ -420,7 +420,7 @@ impl vortex::Verdict for ClipVerdict {
 
 /// Combines the two models' scores into a verdict.
 pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> ClipVerdict {
-    let w = cfg.b32_weight;
+    let w = cfg.b32_weight.get();
     let ensemble = w * b32.score + (1.0 - w) * l14.score;
     let mut embedding: Vec<f32> = b32
         .mean_embedding
@@ -436,13 +436,13 @@ pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> 
         score_b32: b32.score,
         score_l14: l14.score,
         ensemble,
-        passed: b32.score >= cfg.b32_min && l14.score >= cfg.l14_min,
-        outlier: (b32.score - l14.score).abs() > cfg.outlier_gap,
+        passed: b32.score >= cfg.b32_min.get() && l14.score >= cfg.l14_min.get(),
+        outlier: (b32.score - l14.score).abs() > cfg.outlier_gap.get(),
         embedding,
     }
 }
 
 /// The keyframes of a video the self-check scores.
 pub fn keyframes(video: &Video, cfg: &VerificationConfig) -> Vec<Frame> {
-    video.keyframe_indices(cfg.keyframes as usize).into_iter().map(|i| video.frames[i].clone()).collect()
+    video.keyframe_indices(cfg.keyframes.get() as usize).into_iter().map(|i| video.frames[i].clone()).collect()
 }

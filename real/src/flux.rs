@@ -13,6 +13,7 @@
 
 use std::path::Path;
 
+use crate::config::FluxModelConfig;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
@@ -24,7 +25,6 @@ use candle_transformers::models::{quantized_t5, t5};
 use rand::SeedableRng;
 use rand_distr::Distribution;
 use serde::Deserialize;
-use vortex::config::FluxModelConfig;
 
 use crate::clip::{candle_dtype, HfTower};
 use crate::executor::{CancelToken, ModelError};
@@ -334,12 +334,12 @@ impl FluxPipeline {
             t5,
             t5_tokenizer,
             t5_pad: t5_cfg.pad_token_id as u32,
-            t5_tokens: cfg.t5_tokens as usize,
+            t5_tokens: cfg.t5_tokens.get() as usize,
             clip,
             clip_tokenizer,
             clip_context: clip_cfg.max_position_embeddings,
-            image_px: cfg.image_px as usize,
-            steps: cfg.steps as usize,
+            image_px: cfg.image_px.get() as usize,
+            steps: cfg.steps.get() as usize,
             z_channels: vae_cfg.z_channels,
             device: device.clone(),
             dtype,

@@ -6,6 +6,8 @@
 //! cancellation token when the scheduler times out, aborts or cancels its stage.
 //!
 //! ## Map
+//! - [`config`]: real mode's `config.yaml` (the core's `orchestration` plus device, VRAM,
+//!   models, verification).
 //! - [`weights`]: safetensors headers, checked before loading; resident sizes.
 //! - [`models`]: loading every configured model, the VRAM budget, `vortex models check`.
 //! - [`executor`]: model worker threads and cancellation.
@@ -22,6 +24,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod clip;
+pub mod config;
 pub mod executor;
 pub mod flux;
 pub mod media;

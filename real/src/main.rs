@@ -48,6 +48,7 @@ enum ModelsCommand {
 }
 
 fn main() -> ExitCode {
+    init_logs();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -57,10 +58,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Structured logs: one JSON object per line on standard error, filtered by `RUST_LOG`
+/// (default `warn`, so the commands' own output stays readable; `RUST_LOG=info` shows every slot
+/// event).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config { command: ConfigCommand::Check { path } } => {
-            let config = vortex::Config::load(&path)?;
+            let config = vortex_real::config::Config::load(&path)?;
             println!("# {}: valid. Effective values:", path.display());
             print!("{}", config.to_yaml());
             Ok(())
@@ -70,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn models_check(path: &Path) -> anyhow::Result<()> {
-    let config = vortex::Config::load(path)?;
+    let config = vortex_real::config::Config::load(path)?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let budget = vortex_real::models::Budget::estimate(&config, base)?;
     println!(
@@ -95,7 +105,7 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
         println!(
             "{:<10} {:>6} {:>10} {:>8} {:>8} {:>10.1}",
             m.name,
-            vortex_real::models::dtype_name(m.dtype),
+            m.dtype.name(),
             vortex_real::models::size(m.resident_bytes),
             m.tensors,
             config.device.name,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use vortex::config::{ClipModelConfig, DeviceName, ModelDtype};
-use vortex::{Config, Recipe, StageError, Stages};
+use vortex::{Recipe, StageError, Stages};
+
+use crate::config::{ClipModelConfig, Config, DeviceName, ModelDtype, VerificationConfig};
 
 use crate::clip::{self, ClipEncoder, ClipVerdict};
 use crate::executor::{ModelError, ModelWorker};
@@ -131,16 +132,7 @@ impl Budget {
 
     /// One line per model: name, dtype, size.
     pub fn lines(&self) -> Vec<String> {
-        self.models.iter().map(|m| format!("{} {} {}", m.name, dtype_name(m.dtype), size(m.resident_bytes))).collect()
-    }
-}
-
-/// `f32`, `f16` or `bf16`.
-pub fn dtype_name(dtype: ModelDtype) -> &'static str {
-    match dtype {
-        ModelDtype::F32 => "f32",
-        ModelDtype::F16 => "f16",
-        ModelDtype::Bf16 => "bf16",
+        self.models.iter().map(|m| format!("{} {} {}", m.name, m.dtype.name(), size(m.resident_bytes))).collect()
     }
 }
 
@@ -232,7 +224,7 @@ impl ClipPair {
         &self,
         prompt: &str,
         video: &Video,
-        cfg: &vortex::config::VerificationConfig,
+        cfg: &VerificationConfig,
     ) -> Result<ClipVerdict, StageError> {
         let frames: Arc<Vec<Frame>> = Arc::new(clip::keyframes(video, cfg));
         if frames.is_empty() {
@@ -270,7 +262,7 @@ fn stage_error(stage: &str, e: ModelError) -> StageError {
 /// models are not built yet, fail loudly, so a slot never completes on made-up output.
 pub struct RealStages {
     models: Models,
-    verification: vortex::config::VerificationConfig,
+    verification: VerificationConfig,
 }
 
 impl RealStages {

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::config::ModelDtype;
 use serde::Deserialize;
-use vortex::config::ModelDtype;
 
 /// Largest header a safetensors file may declare (the format's own limit is 100 MB).
 const MAX_HEADER_BYTES: u64 = 100_000_000;

@@ -27,8 +27,9 @@ fn config_check_prints_effective_values_or_the_error() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr
-            .contains("bad.yaml: orchestration.timeouts.clip_s: expected a positive, finite number of seconds, got -2"),
+        stderr.contains(
+            "bad.yaml: orchestration.timeouts.clip_s: expected a number of seconds above 0 and at most 86400, got -2"
+        ),
         "{stderr}"
     );
 }

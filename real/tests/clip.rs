@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use candle_core::Device;
 use common::{write_config_with_clips, write_tiny_clip};
-use vortex::{Config, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
+use vortex::{Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
 use vortex_real::clip::{self, ClipEncoder, ModelScore};
+use vortex_real::config::Config;
 use vortex_real::media::{Frame, Video};
 use vortex_real::models::{Models, RealStages};
 
@@ -83,7 +84,7 @@ fn missing_class_embedding_is_a_load_error_not_a_random_tensor() {
 
 #[test]
 fn verdict_combines_scores_as_configured() {
-    let cfg = vortex::config::VerificationConfig::default();
+    let cfg = vortex_real::config::VerificationConfig::default();
     let s = |score, e: Vec<f32>| ModelScore { score, mean_embedding: e, truncated: false };
     let v = clip::verdict(&s(0.71, vec![1.0, 0.0]), &s(0.90, vec![0.0, 1.0, 0.0]), &cfg);
     assert!((v.ensemble - (0.4 * 0.71 + 0.6 * 0.90)).abs() < 1e-12);
@@ -134,8 +135,8 @@ async fn real_clip_stage_runs_through_the_scheduler() {
     let mut orchestration = config.orchestration.clone();
     // Real time here (the models run on real threads): a generous verification timeout, since
     // this test checks the wiring, not speed.
-    orchestration.timeouts.clip_s = vortex::config::Secs::new(120.0).unwrap();
-    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(orchestration.targets.durations()), &orchestration);
+    orchestration.timeouts.clip = vortex::units::Seconds::new(120.0).unwrap();
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(orchestration.target_durations()), &orchestration);
     let recipe = Recipe::new(1, "w1 w2", "w3 w4 w5");
     let result = scheduler.run_slot(&recipe, Duration::from_secs(600)).await;
     let completed = result.completed().unwrap_or_else(|| panic!("{:?}", result.outcome));
@@ -153,7 +154,7 @@ async fn real_stages_without_their_models_fail_loudly() {
     let (config, models) = loaded(dir.path());
     let stages = RealStages::new(models, &config);
     let o = &config.orchestration;
-    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.targets.durations()), o);
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.target_durations()), o);
     let result = scheduler.run_slot(&Recipe::new(1, "hello", "a studio"), Duration::from_secs(45)).await;
     // Audio (not built) fails and backs off for its retry; the image (no Flux configured, no
     // retries) fails meanwhile and ends the slot. Both say why, neither makes anything up.
@@ -161,5 +162,8 @@ async fn real_stages_without_their_models_fail_loudly() {
     assert_eq!(f.stage, Stage::Image);
     let vortex::FailReason::Error(e) = &f.reason else { panic!("{f:?}") };
     assert!(e.message().contains("the image stage needs models.flux in config.yaml"), "{}", e.message());
-    assert_eq!(result.log.iter().find(|a| a.stage == Stage::Audio).unwrap().result, vortex::AttemptResult::Error);
+    assert_eq!(
+        result.log.iter().find(|a| a.stage == Stage::Audio).unwrap().result,
+        vortex::AttemptResult::Failed(vortex::FailureKind::ModelError)
+    );
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use vortex::config::{ClipModelConfig, ModelDtype};
 use vortex_real::clip::{self, ClipEncoder};
+use vortex_real::config::{ClipModelConfig, ModelDtype};
 
 mod common;
 

@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use candle_core::Device;
-use vortex::{AttemptResult, Config, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
+use vortex::{AttemptResult, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
 use vortex_real::clip::ClipVerdict;
+use vortex_real::config::Config;
 use vortex_real::executor::ModelError;
 use vortex_real::executor::{CancelToken, Cancelled};
 use vortex_real::flux::FluxPipeline;
@@ -59,7 +60,7 @@ fn a_quantized_gguf_transformer_generates_through_the_same_pipeline() {
     assert!(flux_bytes < f32_budget.models[0].resident_bytes, "the GGUF transformer is counted at its quantized size");
 }
 
-fn config_with(flux: &vortex::config::FluxModelConfig) -> Config {
+fn config_with(flux: &vortex_real::config::FluxModelConfig) -> Config {
     let mut config = Config::default();
     config.models.flux = Some(flux.clone());
     config
@@ -120,12 +121,12 @@ impl Stages for RealImageAndClip {
     }
 }
 
-fn generous(config: &Config) -> vortex::config::Orchestration {
+fn generous(config: &Config) -> vortex::Orchestration {
     // Real time: the models run on real threads. Generous limits, since these tests check the
     // wiring, not speed.
     let mut o = config.orchestration.clone();
-    o.timeouts.image_s = vortex::config::Secs::new(600.0).unwrap();
-    o.timeouts.clip_s = vortex::config::Secs::new(600.0).unwrap();
+    o.timeouts.image = vortex::units::Seconds::new(600.0).unwrap();
+    o.timeouts.clip = vortex::units::Seconds::new(600.0).unwrap();
     o
 }
 
@@ -138,12 +139,12 @@ async fn a_slot_runs_real_flux_and_real_clip_through_the_scheduler() {
     assert_eq!(models.loaded.iter().map(|m| m.name).collect::<Vec<_>>(), ["clip_b32", "clip_l14", "flux"]);
     let o = generous(&config);
     let stages = RealImageAndClip { real: RealStages::new(models, &config) };
-    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.targets.durations()), &o);
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.target_durations()), &o);
     let result = scheduler.run_slot(&Recipe::new(3, "w1 w2", "w3 w4"), Duration::from_secs(3600)).await;
     let completed = result.completed().unwrap_or_else(|| panic!("{:?}", result.outcome));
     assert_eq!(completed.outputs.image.dimensions(), (64, 64));
     assert_eq!(completed.outputs.verdict.embedding.len(), 32);
-    assert!(result.timing.image_ms.unwrap() > 0.0);
+    assert!(result.timing.stage_ms.image.unwrap() > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +155,7 @@ async fn the_real_image_is_cancelled_when_audio_fails() {
     let models = Models::load(&config, dir.path()).unwrap();
     let o = generous(&config);
     let scheduler =
-        SlotScheduler::new(RealStages::new(models, &config), StaticPredictor::new(o.targets.durations()), &o);
+        SlotScheduler::new(RealStages::new(models, &config), StaticPredictor::new(o.target_durations()), &o);
     let result = scheduler.run_slot(&Recipe::new(4, "w1", "w2"), Duration::from_secs(3600)).await;
     let Outcome::Failed(f) = &result.outcome else { panic!("{:?}", result.outcome) };
     assert_eq!(f.stage, Stage::Audio, "audio (Kokoro) is not built, so it fails first");

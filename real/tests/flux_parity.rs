@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::flux::WithForward;
-use vortex::config::{FluxModelConfig, ModelDtype, TextEncoderFiles};
+use vortex_real::config::{FluxModelConfig, ModelDtype, TextEncoderFiles};
 use vortex_real::flux;
 
 mod common;
@@ -30,9 +30,9 @@ fn fixture() -> FluxModelConfig {
         },
         clip: TextEncoderFiles { weights: unused.clone().into(), config: unused.clone(), tokenizer: unused },
         dtype: ModelDtype::F32,
-        image_px: 64,
-        steps: 4,
-        t5_tokens: 8,
+        image_px: vortex_real::config::ImagePx::new(64).unwrap(),
+        steps: vortex_real::config::DenoiseSteps::new(4).unwrap(),
+        t5_tokens: vortex_real::config::T5Tokens::new(8).unwrap(),
     }
 }
 
@@ -133,7 +133,7 @@ fn sharded_t5_weights_load_from_their_shards() {
         [dir.path().join("model-00001-of-00002.safetensors"), dir.path().join("model-00002-of-00002.safetensors")];
     candle_core::safetensors::save(&a, &shards[0]).unwrap();
     candle_core::safetensors::save(&b, &shards[1]).unwrap();
-    cfg.t5.weights = vortex::config::WeightFiles(shards.to_vec());
+    cfg.t5.weights = vortex_real::config::WeightFiles(shards.to_vec());
     let (mut t5, _) = flux::load_t5(&cfg, Path::new("/"), &Device::Cpu).unwrap();
     let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
     assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], "T5 from shards");

@@ -23,12 +23,12 @@ const KINDS: &[&str] = &["constant", "uniform", "normal", "lognormal", "gamma", 
 /// A latency distribution with an optional clamp.
 #[derive(Debug, Clone)]
 pub struct Latency {
-    kind: Kind,
+    kind: Shape,
     max: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
-enum Kind {
+enum Shape {
     Constant(f64),
     Uniform(f64, f64),
     /// Normal truncated at 0 (negative draws are drawn again).
@@ -50,28 +50,23 @@ enum Empirical {
 }
 
 impl Latency {
-    /// A distribution that always gives `seconds`.
-    pub fn constant(seconds: f64) -> Self {
-        Latency { kind: Kind::Constant(seconds), max: None }
-    }
-
     /// Draws one latency in seconds (finite, not negative).
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let value = match &self.kind {
-            Kind::Constant(x) => *x,
-            Kind::Uniform(lo, hi) => lo + (hi - lo) * rng.gen::<f64>(),
-            Kind::Normal(normal) => {
+            Shape::Constant(x) => *x,
+            Shape::Uniform(lo, hi) => lo + (hi - lo) * rng.gen::<f64>(),
+            Shape::Normal(normal) => {
                 // Truncation at 0 by rejection; the mean is >= 0 so each try succeeds with p >= 1/2,
                 // and the bound only guards against a pathological stream.
                 (0..64).map(|_| normal.sample(rng)).find(|x| *x >= 0.0).unwrap_or(0.0)
             }
-            Kind::LogNormal(d) => d.sample(rng),
-            Kind::Gamma(d) => d.sample(rng),
-            Kind::Empirical(Empirical::Samples(samples)) => samples[rng.gen_range(0..samples.len())],
-            Kind::Empirical(Empirical::File(path)) => {
+            Shape::LogNormal(d) => d.sample(rng),
+            Shape::Gamma(d) => d.sample(rng),
+            Shape::Empirical(Empirical::Samples(samples)) => samples[rng.gen_range(0..samples.len())],
+            Shape::Empirical(Empirical::File(path)) => {
                 unreachable!("empirical file {} was not resolved after loading", path.display())
             }
-            Kind::Mixture { cumulative, parts } => {
+            Shape::Mixture { cumulative, parts } => {
                 let u = rng.gen::<f64>() * cumulative.last().expect("a mixture has parts");
                 let i = cumulative.partition_point(|&c| c <= u).min(parts.len() - 1);
                 parts[i].sample(rng)
@@ -84,13 +79,13 @@ impl Latency {
     /// distribution in errors.
     pub fn resolve_files(&mut self, base_dir: &Path, key: &str) -> Result<(), String> {
         match &mut self.kind {
-            Kind::Empirical(source @ Empirical::File(_)) => {
+            Shape::Empirical(source @ Empirical::File(_)) => {
                 let Empirical::File(file) = &*source else { unreachable!() };
                 let path = base_dir.join(file);
                 let samples = read_trace(&path).map_err(|e| format!("{key}.empirical.file: {e}"))?;
                 *source = Empirical::Samples(samples);
             }
-            Kind::Mixture { parts, .. } => {
+            Shape::Mixture { parts, .. } => {
                 for (i, part) in parts.iter_mut().enumerate() {
                     part.resolve_files(base_dir, &format!("{key}.mixture[{i}].dist"))?;
                 }
@@ -234,7 +229,7 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                 }
                 "constant" => {
                     let x: f64 = map.next_value()?;
-                    non_negative("constant", x).map(|()| Kind::Constant(x))
+                    non_negative("constant", x).map(|()| Shape::Constant(x))
                 }
                 "uniform" => {
                     let [lo, hi]: [f64; 2] = map.next_value()?;
@@ -244,13 +239,13 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                                 format!("uniform needs [min, max] with min <= max, got [{lo}, {hi}]")
                             })
                         })
-                        .map(|()| Kind::Uniform(lo, hi))
+                        .map(|()| Shape::Uniform(lo, hi))
                 }
                 "normal" => {
                     let s: NormalSpec = map.next_value()?;
                     non_negative("mean", s.mean)
                         .and_then(|()| non_negative("sd", s.sd))
-                        .map(|()| Kind::Normal(Normal::new(s.mean, s.sd).expect("checked parameters")))
+                        .map(|()| Shape::Normal(Normal::new(s.mean, s.sd).expect("checked parameters")))
                 }
                 "lognormal" => {
                     let s: LogNormalSpec = map.next_value()?;
@@ -262,17 +257,17 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                         })
                         .map(|()| {
                             let sigma = (s.p99 / s.median).ln() / Z99;
-                            Kind::LogNormal(LogNormal::new(s.median.ln(), sigma).expect("checked parameters"))
+                            Shape::LogNormal(LogNormal::new(s.median.ln(), sigma).expect("checked parameters"))
                         })
                 }
                 "gamma" => {
                     let s: GammaSpec = map.next_value()?;
                     positive("mean", s.mean).and_then(|()| positive("cv", s.cv)).map(|()| {
                         let shape = 1.0 / (s.cv * s.cv);
-                        Kind::Gamma(Gamma::new(shape, s.mean * s.cv * s.cv).expect("checked parameters"))
+                        Shape::Gamma(Gamma::new(shape, s.mean * s.cv * s.cv).expect("checked parameters"))
                     })
                 }
-                "empirical" => Ok(Kind::Empirical(map.next_value::<EmpiricalSpec>()?.0)),
+                "empirical" => Ok(Shape::Empirical(map.next_value::<EmpiricalSpec>()?.0)),
                 "mixture" => {
                     let parts: Vec<MixturePart> = map.next_value()?;
                     mixture(parts)
@@ -293,7 +288,7 @@ impl<'de> Visitor<'de> for LatencyVisitor {
     }
 }
 
-fn mixture(parts: Vec<MixturePart>) -> Result<Kind, String> {
+fn mixture(parts: Vec<MixturePart>) -> Result<Shape, String> {
     check(!parts.is_empty(), || "a mixture needs at least one part".into())?;
     let mut total = 0.0;
     let mut cumulative = Vec::with_capacity(parts.len());
@@ -302,7 +297,7 @@ fn mixture(parts: Vec<MixturePart>) -> Result<Kind, String> {
         total += part.weight;
         cumulative.push(total);
     }
-    Ok(Kind::Mixture { cumulative, parts: parts.into_iter().map(|p| p.dist).collect() })
+    Ok(Shape::Mixture { cumulative, parts: parts.into_iter().map(|p| p.dist).collect() })
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ use vortex::{Checkpoint, Stage};
 
 use crate::scenario::Scenario;
 use crate::stages::{clip_passes, Plan};
-use crate::tally::Kind;
+use crate::tally::SlotKind;
 
 /// One slot as the Monte Carlo loop sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct McSlot {
     /// How it ended.
-    pub kind: Kind,
+    pub kind: SlotKind,
     /// When it ended, seconds after its start.
     pub end_s: f64,
     /// For completed slots: the self-check failed.
@@ -36,7 +36,7 @@ pub struct MonteCarlo<'a> {
 }
 
 enum Lane {
-    Running { attempt: u32, plan: Plan, remaining: f64, timeout_at: f64 },
+    Running { attempt: u32, plan: Plan, remaining: f64, timeout_at: f64, capped: bool },
     Backoff { attempt: u32, until: f64 },
     Done,
 }
@@ -51,16 +51,16 @@ enum Event {
 impl<'a> MonteCarlo<'a> {
     /// Prepares the loop for a scenario.
     pub fn new(scenario: &'a Scenario) -> Self {
-        let o = &scenario.config.orchestration;
+        let o = &scenario.orchestration;
         let per = |f: &dyn Fn(Stage) -> f64| Stage::ALL.map(f);
         MonteCarlo {
             scenario,
             deadline: scenario.deadline.as_secs_f64(),
             buffer: o.deadline_buffer_s.get(),
-            backoff_base: o.backoff_base_s.as_secs_f64(),
-            timeouts: per(&|s| o.timeouts.get(s).as_secs_f64()),
-            targets: per(&|s| o.targets.get(s).as_secs_f64()),
-            retries: Stage::ALL.map(|s| *o.retry_policy.counts().get(s)),
+            backoff_base: o.backoff_base_s.get(),
+            timeouts: per(&|s| o.timeouts.get(s).get()),
+            targets: per(&|s| o.targets.get(s).get()),
+            retries: Stage::ALL.map(|s| o.retry_policy.get(s).get()),
             slowdown: scenario.gpu.parallel_slowdown,
         }
     }
@@ -71,25 +71,25 @@ impl<'a> MonteCarlo<'a> {
         let t = 0.0;
         let remaining_all = self.targets[0].max(self.targets[1]) + self.targets[2] + self.targets[3];
         if aborts && !self.fits(t, remaining_all) {
-            return stop(Kind::Aborted(Checkpoint::BeforeStart.into()), t);
+            return stop(SlotKind::Aborted(Checkpoint::BeforeStart.into()), t);
         }
         let t = match self.lanes(slot, &[Stage::Audio, Stage::Image], t) {
             Ok((t, _)) => t,
             Err((kind, t)) => return stop(kind, t),
         };
         if aborts && !self.fits(t, self.targets[2] + self.targets[3]) {
-            return stop(Kind::Aborted(Checkpoint::BeforeVideo.into()), t);
+            return stop(SlotKind::Aborted(Checkpoint::BeforeVideo.into()), t);
         }
         let t = match self.lanes(slot, &[Stage::Video], t) {
             Ok((t, _)) => t,
             Err((kind, t)) => return stop(kind, t),
         };
         if aborts && !self.fits(t, self.targets[3]) {
-            return stop(Kind::Aborted(Checkpoint::BeforeClip.into()), t);
+            return stop(SlotKind::Aborted(Checkpoint::BeforeClip.into()), t);
         }
         match self.lanes(slot, &[Stage::Clip], t) {
             Ok((t, clip_attempt)) => McSlot {
-                kind: if t <= self.deadline { Kind::OnTime } else { Kind::Late },
+                kind: if t <= self.deadline { SlotKind::OnTime } else { SlotKind::Late },
                 end_s: t,
                 clip_rejected: !clip_passes(self.scenario, slot, clip_attempt),
             },
@@ -114,7 +114,7 @@ impl<'a> MonteCarlo<'a> {
 
     /// Runs one or two stages side by side from `t0` to the end of the last, or to the first
     /// failure. Returns the end time and the last stage's successful attempt index.
-    fn lanes(&self, slot: u64, stages: &[Stage], t0: f64) -> Result<(f64, u32), (Kind, f64)> {
+    fn lanes(&self, slot: u64, stages: &[Stage], t0: f64) -> Result<(f64, u32), (SlotKind, f64)> {
         let mut now = t0;
         let mut lanes: Vec<Lane> = stages.iter().map(|&s| self.start(slot, s, 0, now)).collect();
         let mut last_attempt = 0;
@@ -154,8 +154,10 @@ impl<'a> MonteCarlo<'a> {
                     last_attempt = attempt;
                     Lane::Done
                 }
-                (&Lane::Running { attempt, .. }, Event::Finish) => self.failed(stage, attempt, now, false)?,
-                (&Lane::Running { attempt, .. }, Event::Timeout) => self.failed(stage, attempt, now, true)?,
+                (&Lane::Running { attempt, .. }, Event::Finish) => self.failed(stage, attempt, now, None)?,
+                (&Lane::Running { attempt, capped, .. }, Event::Timeout) => {
+                    self.failed(stage, attempt, now, Some(capped))?
+                }
                 (&Lane::Backoff { attempt, .. }, Event::Start) => self.start(slot, stage, attempt, now),
                 _ => unreachable!("events follow their lane's state"),
             };
@@ -164,13 +166,19 @@ impl<'a> MonteCarlo<'a> {
 
     fn start(&self, slot: u64, stage: Stage, attempt: u32, now: f64) -> Lane {
         let plan = Plan::draw(self.scenario, slot, stage, attempt);
-        let limit = self.timeouts[stage.index()].min((self.deadline - now).max(0.0));
-        Lane::Running { attempt, plan, remaining: plan.work(), timeout_at: now + limit }
+        let (timeout, left) = (self.timeouts[stage.index()], (self.deadline - now).max(0.0));
+        let capped = left < timeout;
+        Lane::Running { attempt, plan, remaining: plan.work(), timeout_at: now + timeout.min(left), capped }
     }
 
-    /// After a failed attempt: the slot fails, or the stage backs off for a retry.
-    fn failed(&self, stage: Stage, attempt: u32, now: f64, timed_out: bool) -> Result<Lane, (Kind, f64)> {
-        let kind = if timed_out { Kind::TimedOut(stage) } else { Kind::Failed(stage) };
+    /// After a failed attempt (`timed_out`: `Some(capped by the deadline)` for a timeout): the
+    /// slot fails, or the stage backs off for a retry.
+    fn failed(&self, stage: Stage, attempt: u32, now: f64, timed_out: Option<bool>) -> Result<Lane, (SlotKind, f64)> {
+        let kind = match timed_out {
+            None => SlotKind::Failed(stage),
+            Some(false) => SlotKind::TimedOut(stage),
+            Some(true) => SlotKind::DeadlineCapped(stage),
+        };
         if attempt + 1 > self.retries[stage.index()] {
             return Err((kind, now));
         }

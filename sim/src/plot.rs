@@ -12,7 +12,7 @@ const BINS: u64 = 80;
 /// Renders the plot as SVG text.
 pub fn latency_svg(scenario: &Scenario, tally: &Tally) -> Result<String, String> {
     let deadline_s = scenario.deadline.as_secs_f64();
-    let threshold_s = deadline_s - scenario.config.orchestration.deadline_buffer_s.get();
+    let threshold_s = deadline_s - scenario.orchestration.deadline_buffer_s.get();
     let total = &tally.total;
     let max_s = if total.count() > 0 { total.max_us as f64 / 1e6 } else { 0.0 };
     let x_max = (max_s.max(deadline_s) * 1.05).ceil();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use vortex::{PerStage, Stage};
 
 use crate::scenario::Scenario;
-use crate::tally::{CheckpointKey, Kind, Latencies, Tally};
+use crate::tally::{CheckpointKey, Latencies, SlotKind, Tally};
 
 /// The report of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,7 +25,7 @@ pub struct Report {
     /// Rates over all slots (see the field docs for the exceptions).
     pub rates: Rates,
     /// Retry attempts.
-    pub retries: Retries,
+    pub retries: RetryTally,
     /// Latency summaries, milliseconds.
     pub latency_ms: LatencyMs,
     /// Stage time spent on slots that did not finish on time, seconds.
@@ -59,9 +59,11 @@ pub struct Outcomes {
     pub aborted_before_video: u64,
     /// Aborted before clip.
     pub aborted_before_clip: u64,
-    /// Failed because the stage exhausted its attempts by timeout.
+    /// Failed because the stage's last attempt ran into the stage's own timeout.
     pub timed_out: PerStage<u64>,
-    /// Failed because the stage exhausted its attempts by error.
+    /// Failed because the stage's last attempt ran into the slot's deadline (its timeout capped).
+    pub deadline_capped: PerStage<u64>,
+    /// Failed because the stage's last attempt returned an error.
     pub failed: PerStage<u64>,
     /// Completed slots whose self-check failed (also counted as on time or late).
     pub clip_rejected: u64,
@@ -86,7 +88,7 @@ pub struct Rates {
 
 /// Retry counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Retries {
+pub struct RetryTally {
     /// Retry attempts started.
     pub attempted: u64,
     /// Retry attempts that succeeded.
@@ -98,15 +100,12 @@ pub struct Retries {
 pub struct LatencyMs {
     /// Total slot latency of completed slots.
     pub total: Summary,
-    /// Finished audio attempts.
-    pub audio: Summary,
-    /// Finished image attempts.
-    pub image: Summary,
-    /// Finished video attempts.
-    pub video: Summary,
-    /// Finished clip attempts.
-    pub clip: Summary,
+    /// Finished attempts (success or error) of each stage, keyed `audio`, `image`, `video`, `clip`.
+    #[serde(flatten)]
+    pub stages: PerStage<Summary>,
 }
+
+vortex::plain_stage_keys!(Summary);
 
 /// Percentiles of a latency histogram (3 significant digits), in milliseconds; null when empty.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,7 +147,7 @@ impl Summary {
         }
         // hdrhistogram answers the top of a bucket; the exact min and max bound the truth, so a
         // constant latency reads back exactly.
-        let at = |q: f64| Some(ms(l.hist.value_at_quantile(q).clamp(l.min_us, l.max_us)));
+        let at = |q: f64| Some(us_to_ms(l.hist.value_at_quantile(q).clamp(l.min_us, l.max_us)));
         let rank = |k: u64| at((k as f64 - 0.5) / n as f64);
         let (lo, hi) = order_statistic_ci(n, 0.99);
         Summary {
@@ -157,7 +156,7 @@ impl Summary {
             p90: at(0.9),
             p99: at(0.99),
             p999: at(0.999),
-            max: Some(ms(l.max_us)),
+            max: Some(us_to_ms(l.max_us)),
             mean: Some(round3(l.sum_us as f64 / n as f64 / 1e3)),
             p99_ci95: [lo.and_then(rank), hi.and_then(rank)],
         }
@@ -175,7 +174,7 @@ pub fn order_statistic_ci(n: u64, q: f64) -> (Option<u64>, Option<u64>) {
     (in_range(lo), in_range(hi))
 }
 
-fn ms(us: u64) -> f64 {
+fn us_to_ms(us: u64) -> f64 {
     round3(us as f64 / 1e3)
 }
 
@@ -195,7 +194,7 @@ impl Report {
     /// Builds the report from a run's tally.
     pub fn new(scenario: &Scenario, tally: &Tally) -> Report {
         let slots = tally.slots;
-        let on_time = tally.count(Kind::OnTime);
+        let on_time = tally.count(SlotKind::OnTime);
         let aborted = tally.aborted();
         let on_time_rate = ratio(on_time, slots).unwrap_or(0.0);
         Report {
@@ -204,12 +203,13 @@ impl Report {
             slots,
             outcomes: Outcomes {
                 on_time,
-                late: tally.count(Kind::Late),
-                aborted_before_start: tally.count(Kind::Aborted(CheckpointKey::BeforeStart)),
-                aborted_before_video: tally.count(Kind::Aborted(CheckpointKey::BeforeVideo)),
-                aborted_before_clip: tally.count(Kind::Aborted(CheckpointKey::BeforeClip)),
-                timed_out: PerStage::from_fn(|s| tally.count(Kind::TimedOut(s))),
-                failed: PerStage::from_fn(|s| tally.count(Kind::Failed(s))),
+                late: tally.count(SlotKind::Late),
+                aborted_before_start: tally.count(SlotKind::Aborted(CheckpointKey::BeforeStart)),
+                aborted_before_video: tally.count(SlotKind::Aborted(CheckpointKey::BeforeVideo)),
+                aborted_before_clip: tally.count(SlotKind::Aborted(CheckpointKey::BeforeClip)),
+                timed_out: PerStage::from_fn(|s| tally.count(SlotKind::TimedOut(s))),
+                deadline_capped: PerStage::from_fn(|s| tally.count(SlotKind::DeadlineCapped(s))),
+                failed: PerStage::from_fn(|s| tally.count(SlotKind::Failed(s))),
                 clip_rejected: tally.clip_rejected,
             },
             rates: Rates {
@@ -220,16 +220,10 @@ impl Report {
                 abort_precision: ratio(aborted - tally.aborted_would_have_met, aborted),
                 retry_recovery: ratio(tally.retries_recovered, tally.retries_attempted),
             },
-            retries: Retries { attempted: tally.retries_attempted, recovered: tally.retries_recovered },
-            latency_ms: LatencyMs {
-                total: Summary::of(&tally.total),
-                audio: Summary::of(&tally.stages.audio),
-                image: Summary::of(&tally.stages.image),
-                video: Summary::of(&tally.stages.video),
-                clip: Summary::of(&tally.stages.clip),
-            },
+            retries: RetryTally { attempted: tally.retries_attempted, recovered: tally.retries_recovered },
+            latency_ms: LatencyMs { total: Summary::of(&tally.total), stages: tally.stages.as_ref().map(Summary::of) },
             wasted_gpu_s: round3(tally.wasted_us as f64 / 1e6),
-            examples: tally.examples.clone(),
+            examples: tally.examples.iter().map(|(k, v)| (k.name(), v.clone())).collect(),
             cadence: scenario
                 .cadence
                 .map(|_| CadenceReport { queue_delay_ms: Summary::of(&tally.queue), delayed_slots: tally.delayed }),
@@ -245,7 +239,7 @@ impl Report {
     pub fn to_table(&self, scenario: &Scenario) -> String {
         let o = &self.outcomes;
         let r = &self.rates;
-        let orch = &scenario.config.orchestration;
+        let orch = &scenario.orchestration;
         let pct = |x: f64| format!("{:.2}%", x * 100.0);
         let opt_pct = |x: Option<f64>| x.map_or("-".into(), pct);
         let mut t = String::new();
@@ -270,6 +264,9 @@ impl Report {
         row("aborted before clip", o.aborted_before_clip);
         for s in Stage::ALL {
             row(&format!("timed out: {s}"), *o.timed_out.get(s));
+        }
+        for s in Stage::ALL {
+            row(&format!("deadline capped: {s}"), *o.deadline_capped.get(s));
         }
         for s in Stage::ALL {
             row(&format!("failed: {s}"), *o.failed.get(s));
@@ -299,9 +296,8 @@ impl Report {
             "latency ms      count       p50       p90       p99     p99.9       max      mean   p99 95% CI"
         );
         let l = &self.latency_ms;
-        for (name, s) in
-            [("total", &l.total), ("audio", &l.audio), ("image", &l.image), ("video", &l.video), ("clip", &l.clip)]
-        {
+        let stages = Stage::ALL.map(|s| (s.name(), l.stages.get(s)));
+        for (name, s) in std::iter::once(("total", &l.total)).chain(stages) {
             let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
             let _ = writeln!(
                 t,

@@ -44,6 +44,8 @@ pub struct Replay {
     pub events: Vec<RecordedEvent>,
     /// For an aborted slot: the result had it continued with aborts off.
     pub counterfactual: Option<SlotReport<SimStages>>,
+    /// The counterfactual run's own events (empty without one), kept apart from the slot's.
+    pub counterfactual_events: Vec<RecordedEvent>,
     /// With a cadence: how long the slot waited for the GPU after its scheduled start.
     pub queue_delay: Duration,
 }
@@ -141,16 +143,18 @@ struct Sim {
 }
 
 /// One slot's result with what the report needs beside it.
-struct SlotRun {
+struct SimSlot {
     result: SlotReport<SimStages>,
     counterfactual: Option<SlotReport<SimStages>>,
     queue_delay: Duration,
     cancelled_tails: Duration,
+    /// With `capture`: the slot's events, then the counterfactual's.
+    events: [Vec<RecordedEvent>; 2],
 }
 
 impl Sim {
     fn new(scenario: Arc<Scenario>) -> Self {
-        let orchestration = &scenario.config.orchestration;
+        let orchestration = &scenario.orchestration;
         let predictor = ConfiguredPredictor::from_config(orchestration);
         let scheduler = SlotScheduler::new(SimStages::new(scenario.clone()), predictor, orchestration);
         let recipe = Recipe::new(0, "simulated script", "simulated prompt");
@@ -158,12 +162,16 @@ impl Sim {
     }
 
     /// Runs slot `slot`: the recipe is reused, since the simulated stages read only its slot id.
-    async fn slot(&mut self, slot: u64) -> SlotRun {
+    /// With `capture`, the events of the slot and of its counterfactual are recorded apart.
+    async fn slot(&mut self, slot: u64, capture: bool) -> SimSlot {
         (self.recipe.slot_id, self.recipe.seed) = (slot, slot);
         let queue_delay = self.backlog;
         // A slot that waited for the GPU has that much less of its deadline left.
         let deadline = self.scenario.deadline.saturating_sub(queue_delay);
+        let recorders = [Recorder::default(), Recorder::default()];
+        let guard = capture.then(|| recorders[0].set_default());
         let result = self.scheduler.run_slot(&self.recipe, deadline).await;
+        drop(guard);
         let mut cancelled_tails = Duration::ZERO;
         if let Some(cadence) = self.scenario.cadence {
             let (busy_after_start, tails) = self.scheduler.stages().take_tails(result.meta.start);
@@ -180,14 +188,16 @@ impl Sim {
                 let no_abort = SlotScheduler::new(
                     self.scheduler.stages().fork(),
                     self.scheduler.predictor().clone(),
-                    &self.scenario.config.orchestration,
+                    &self.scenario.orchestration,
                 )
                 .with_predictive_abort(false);
+                let _guard = capture.then(|| recorders[1].set_default());
                 Some(no_abort.run_slot(&self.recipe, deadline).await)
             }
             _ => None,
         };
-        SlotRun { result, counterfactual, queue_delay, cancelled_tails }
+        let events = recorders.map(|r| if capture { r.events() } else { Vec::new() });
+        SimSlot { result, counterfactual, queue_delay, cancelled_tails, events }
     }
 }
 
@@ -198,7 +208,7 @@ fn run_chunk(sim: &mut Sim, chunk: u64, tally: &mut Tally) {
     let cadence = sim.scenario.cadence.is_some();
     runtime(chunk_seed(sim.scenario.seed, chunk)).block_on(async {
         for slot in first..end {
-            let run = sim.slot(slot).await;
+            let run = sim.slot(slot, false).await;
             let would_have_met = run.counterfactual.map(|c| c.completed().is_some_and(|c| c.deadline_met));
             tally.record(slot, &run.result, would_have_met, run.cancelled_tails);
             if cadence {
@@ -221,16 +231,15 @@ pub fn replay(scenario: &Arc<Scenario>, slot: u64) -> Replay {
         let found = runtime(chunk_seed(scenario.seed, chunk)).block_on(async {
             while next < chunk_end {
                 let capture = next == slot;
-                let recorder = Recorder::default();
-                let guard = capture.then(|| recorder.set_default());
-                let run = sim.slot(next).await;
-                drop(guard);
+                let run = sim.slot(next, capture).await;
                 next += 1;
                 if capture {
+                    let [events, counterfactual_events] = run.events;
                     return Some(Replay {
                         result: run.result,
-                        events: recorder.events(),
+                        events,
                         counterfactual: run.counterfactual,
+                        counterfactual_events,
                         queue_delay: run.queue_delay,
                     });
                 }
@@ -263,7 +272,45 @@ pub fn render_replay(scenario: &Scenario, slot: u64, replay: &Replay) -> String 
         );
     }
     let _ = writeln!(t, "\nevents (virtual time since slot start):");
-    for e in &replay.events {
+    render_events(&mut t, &replay.events);
+    let _ = writeln!(t, "\nattempts:");
+    for a in &replay.result.log {
+        let _ = writeln!(
+            t,
+            "  {:<6} #{}  start {:>10.3} ms  ran {:>10.3} ms  {}",
+            a.stage.name(),
+            a.attempt,
+            a.start.as_secs_f64() * 1e3,
+            a.duration.as_secs_f64() * 1e3,
+            a.result
+        );
+    }
+    let _ = writeln!(t, "\noutcome: {}", crate::tally::SlotKind::of(&replay.result).name());
+    if let Some(c) = &replay.counterfactual {
+        let _ = writeln!(
+            t,
+            "\ncounterfactual: the same slot re-run with the predictive abort off (not part of its timeline):"
+        );
+        render_events(&mut t, &replay.counterfactual_events);
+        let verdict = match c.completed() {
+            Some(done) if done.deadline_met => "would have met the deadline (a false abort)",
+            Some(_) => "would have completed late (a correct abort)",
+            None => "would have failed (a correct abort)",
+        };
+        let _ = writeln!(
+            t,
+            "had it continued: {} at {:.3} ms: {verdict}",
+            crate::tally::SlotKind::of(c).name(),
+            c.timing.total_ms
+        );
+    }
+    t
+}
+
+/// One line per event: time, name, and the fields a reader needs.
+fn render_events(t: &mut String, events: &[RecordedEvent]) {
+    use std::fmt::Write as _;
+    for e in events {
         let at = e.field("elapsed_ms").unwrap_or("?");
         let rest: Vec<String> = e
             .fields
@@ -273,31 +320,4 @@ pub fn render_replay(scenario: &Scenario, slot: u64, replay: &Replay) -> String 
             .collect();
         let _ = writeln!(t, "  {at:>12} ms  {:<15} {}", e.name, rest.join(" "));
     }
-    let _ = writeln!(t, "\nattempts:");
-    for a in &replay.result.log {
-        let _ = writeln!(
-            t,
-            "  {:<6} #{}  start {:>10.3} ms  ran {:>10.3} ms  {:?}",
-            a.stage.name(),
-            a.attempt,
-            a.start.as_secs_f64() * 1e3,
-            a.duration.as_secs_f64() * 1e3,
-            a.result
-        );
-    }
-    let _ = writeln!(t, "\noutcome: {}", crate::tally::Kind::of(&replay.result).name());
-    if let Some(c) = &replay.counterfactual {
-        let verdict = match c.completed() {
-            Some(done) if done.deadline_met => "would have met the deadline (a false abort)",
-            Some(_) => "would have completed late (a correct abort)",
-            None => "would have failed (a correct abort)",
-        };
-        let _ = writeln!(
-            t,
-            "had it continued: {} at {:.3} ms: {verdict}",
-            crate::tally::Kind::of(c).name(),
-            c.timing.total_ms
-        );
-    }
-    t
 }

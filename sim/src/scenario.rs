@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_yaml_ng::{Mapping, Value};
-use vortex::config::{from_value, invalid, parse_yaml, Secs};
-use vortex::{Config, ConfigError, PerStage, Stage};
+use vortex::units::{Probability, Seconds};
+use vortex::yaml::{self, invalid};
+use vortex::{ConfigError, Orchestration, PerStage, Stage};
 
 use crate::dist::Latency;
 
@@ -30,8 +31,9 @@ pub struct Scenario {
     pub slots: u64,
     /// Each slot's deadline, relative to its start.
     pub deadline: Duration,
-    /// The base config with the scenario's `orchestration` overrides applied.
-    pub config: Config,
+    /// The policy under test: the base config's `orchestration` section with the scenario's own
+    /// `orchestration` keys merged over it.
+    pub orchestration: Orchestration,
     /// Latency and failure model per stage.
     pub stages: PerStage<StageModel>,
     /// GPU sharing between audio and image.
@@ -75,12 +77,12 @@ struct ScenarioFile {
     #[serde(default = "default_slots", deserialize_with = "slot_count")]
     slots: u64,
     #[serde(default = "default_deadline")]
-    deadline_s: Secs,
+    deadline_s: Seconds,
     #[serde(default)]
     config: Option<PathBuf>,
     #[serde(default)]
     orchestration: Option<Mapping>,
-    stages: StagesFile,
+    stages: PerStage<StageFile>,
     #[serde(default)]
     gpu: GpuFile,
     #[serde(default)]
@@ -104,17 +106,19 @@ fn all_stages() -> Vec<Stage> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CadenceFile {
-    interval_s: Secs,
-    cancel_granularity_s: Granularity,
+    interval_s: Seconds,
+    // Keyed by plain stage names under a `_s` section, as the shipped scenarios write it.
+    #[serde(deserialize_with = "plain_seconds")]
+    cancel_granularity_s: PerStage<Seconds>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Granularity {
-    audio: Secs,
-    image: Secs,
-    video: Secs,
-    clip: Secs,
+/// Seconds keyed by plain stage names (the section's own name carries the unit).
+fn plain_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<PerStage<Seconds>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(transparent)]
+    struct Plain(Seconds);
+    vortex::plain_stage_keys!(Plain);
+    Ok(PerStage::<Plain>::deserialize(d)?.map(|p| p.0))
 }
 
 /// Section `drift`: the drawn latency of the listed stages is multiplied by a factor that moves
@@ -158,8 +162,8 @@ fn default_slots() -> u64 {
     10_000
 }
 
-fn default_deadline() -> Secs {
-    Secs::new(45.0).expect("45 s is a valid deadline")
+fn default_deadline() -> Seconds {
+    Seconds::of(45.0)
 }
 
 fn slot_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -168,15 +172,6 @@ fn slot_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Ok(n) if (1..=MAX_SLOTS).contains(&n) => Ok(n),
         _ => Err(serde::de::Error::custom(format!("expected a slot count from 1 to {MAX_SLOTS}, got {n}"))),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StagesFile {
-    audio: StageFile,
-    image: StageFile,
-    video: StageFile,
-    clip: StageFile,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +185,8 @@ struct StageFile {
     #[serde(default)]
     reject: Option<Probability>,
 }
+
+vortex::plain_stage_keys!(StageFile);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,21 +203,6 @@ impl Default for GpuFile {
 
 fn one() -> f64 {
     1.0
-}
-
-/// A probability in [0, 1].
-#[derive(Debug, Clone, Copy, Default)]
-struct Probability(f64);
-
-impl<'de> Deserialize<'de> for Probability {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let p = f64::deserialize(d)?;
-        if (0.0..=1.0).contains(&p) {
-            Ok(Probability(p))
-        } else {
-            Err(serde::de::Error::custom(format!("expected a probability from 0 to 1, got {p}")))
-        }
-    }
 }
 
 /// One `--set KEY=VALUE` override, applied to the scenario file before it is checked.
@@ -250,7 +232,7 @@ impl Scenario {
     /// Loads a scenario file, applying `overrides` (from `--set`) first.
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io { file: origin.clone(), cause })?;
+        let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Scenario::from_yaml_str(&origin, &text, base_dir, overrides)
     }
@@ -263,28 +245,35 @@ impl Scenario {
         overrides: &[Override],
     ) -> Result<Scenario, ConfigError> {
         let file: ScenarioFile = if overrides.is_empty() {
-            parse_yaml(origin, text)? // straight from text: errors keep their line numbers
+            yaml::parse(origin, text)? // straight from text: errors keep their line numbers
         } else {
-            let mut value: Value = parse_yaml(origin, text)?;
+            let mut value: Value = yaml::parse(origin, text)?;
             for o in overrides {
                 set_path(&mut value, &o.key, o.value.clone()).map_err(|m| invalid(origin, &o.key, m))?;
             }
-            from_value(origin, value)?
+            yaml::from_value(origin, value)?
         };
         Scenario::build(origin, file, base_dir)
     }
 
     fn build(origin: &str, file: ScenarioFile, base_dir: &Path) -> Result<Scenario, ConfigError> {
-        let base = match &file.config {
-            Some(p) => Config::load(&base_dir.join(p))?,
-            None => Config::default(),
-        };
-        let config = match file.orchestration {
-            None => base,
-            Some(overrides) => {
-                let mut merged = base.to_value();
-                merge(&mut merged["orchestration"], Value::Mapping(overrides));
-                Config::from_value(origin, merged)?
+        let orchestration = match (&file.config, file.orchestration) {
+            (None, None) => Orchestration::default(),
+            (None, Some(own)) => {
+                yaml::from_value(origin, Value::Mapping(own)).map_err(|e| within(e, "orchestration"))?
+            }
+            (Some(p), own) => {
+                let path = base_dir.join(p);
+                // Checked alone first, so that a bad value in the config file is blamed on it.
+                let base = Orchestration::load(&path)?;
+                match own {
+                    None => base,
+                    Some(own) => {
+                        let mut merged = Orchestration::load_value(&path)?;
+                        yaml::merge(&mut merged, Value::Mapping(own));
+                        yaml::from_value(origin, merged).map_err(|e| within(e, "orchestration"))?
+                    }
+                }
             }
         };
         let gpu = GpuModel { parallel_slowdown: file.gpu.parallel_slowdown };
@@ -295,8 +284,7 @@ impl Scenario {
                 format!("expected a number >= 1.0 (1.0: perfect overlap), got {}", gpu.parallel_slowdown),
             ));
         }
-        let files = file.stages;
-        let mut stages = PerStage::new(files.audio, files.image, files.video, files.clip);
+        let mut stages = file.stages;
         let mut models = Vec::with_capacity(4);
         for stage in Stage::ALL {
             let f = stages.get_mut(stage);
@@ -314,9 +302,9 @@ impl Scenario {
             })?;
             models.push(StageModel {
                 latency: f.latency.clone(),
-                transient_failure: f.transient_failure.0,
-                hang: f.hang.0,
-                reject: f.reject.unwrap_or_default().0,
+                transient_failure: f.transient_failure.get(),
+                hang: f.hang.get(),
+                reject: f.reject.unwrap_or_default().get(),
             });
         }
         let mut models = models.into_iter();
@@ -324,12 +312,7 @@ impl Scenario {
         let drift = file.drift.map(|d| check_drift(origin, d)).transpose()?;
         let cadence = file.cadence.map(|c| Cadence {
             interval: c.interval_s.duration(),
-            cancel_granularity: PerStage::new(
-                c.cancel_granularity_s.audio.duration(),
-                c.cancel_granularity_s.image.duration(),
-                c.cancel_granularity_s.video.duration(),
-                c.cancel_granularity_s.clip.duration(),
-            ),
+            cancel_granularity: c.cancel_granularity_s.map(Seconds::duration),
         });
         Ok(Scenario {
             name: file.name,
@@ -337,7 +320,7 @@ impl Scenario {
             seed: file.seed,
             slots: file.slots,
             deadline: file.deadline_s.duration(),
-            config,
+            orchestration,
             stages,
             gpu,
             drift,
@@ -349,7 +332,7 @@ impl Scenario {
     /// True when slots must run one after another: the GPU carries over between slots (cadence)
     /// or the predictor learns from earlier slots.
     pub fn sequential(&self) -> bool {
-        self.cadence.is_some() || self.config.orchestration.predictor == vortex::config::PredictorKind::Adaptive
+        self.cadence.is_some() || self.orchestration.predictor == vortex::config::PredictorKind::Adaptive
     }
 }
 
@@ -394,19 +377,15 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<(), String> {
     unreachable!("a key has at least one part")
 }
 
-/// Deep-merges `over` into `base`: maps merge key by key, anything else replaces.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Mapping(base), Value::Mapping(over)) => {
-            for (k, v) in over {
-                match base.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        base.insert(k, v);
-                    }
-                }
-            }
+/// Puts an error found in a section back under the section's key (`orchestration.timeouts...`).
+fn within(e: ConfigError, section: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { file, key, message } if key == "(top level)" => {
+            ConfigError::Invalid { file, key: section.to_string(), message }
         }
-        (base, over) => *base = over,
+        ConfigError::Invalid { file, key, message } => {
+            ConfigError::Invalid { file, key: format!("{section}.{key}"), message }
+        }
+        other => other,
     }
 }

@@ -297,7 +297,7 @@ pub fn scenarios(
 ) -> Result<Vec<(Params, Arc<Scenario>)>, ConfigError> {
     let points = grid(axes);
     if points.len() > MAX_POINTS {
-        return Err(vortex::config::invalid(
+        return Err(vortex::yaml::invalid(
             &path.display().to_string(),
             "--vary",
             format!("{} points; a sweep may have at most {MAX_POINTS}", points.len()),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use vortex::{AttemptResult, Checkpoint, FailReason, Outcome, PerStage, SlotResult, Stage};
+use vortex::{AttemptResult, Checkpoint, FailureKind, Outcome, PerStage, SlotResult, Stage};
 
 /// Example slot indices kept per outcome kind.
 pub const EXAMPLES_PER_KIND: usize = 5;
@@ -68,17 +68,38 @@ pub fn micros(d: Duration) -> u64 {
 
 /// How a slot ended, as the report counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub enum SlotKind {
     /// Completed by the deadline.
     OnTime,
     /// Completed after the deadline.
     Late,
     /// Aborted at a checkpoint.
     Aborted(CheckpointKey),
-    /// A stage exhausted its attempts by timeout.
+    /// A stage's last attempt ran into the stage's own timeout.
     TimedOut(Stage),
-    /// A stage exhausted its attempts by error.
+    /// A stage's last attempt ran into the slot's deadline, before the stage's timeout.
+    DeadlineCapped(Stage),
+    /// A stage's last attempt failed with an error.
     Failed(Stage),
+}
+
+/// What the report keeps example slot indices of: each slot kind, and rejected self-checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExampleKey {
+    /// Slots of one kind.
+    Slot(SlotKind),
+    /// Completed slots whose self-check failed.
+    ClipRejected,
+}
+
+impl ExampleKey {
+    /// The report's name for it.
+    pub fn name(self) -> String {
+        match self {
+            ExampleKey::Slot(kind) => kind.name(),
+            ExampleKey::ClipRejected => "clip_rejected".into(),
+        }
+    }
 }
 
 /// `Checkpoint`, ordered for use as a map key.
@@ -102,28 +123,32 @@ impl From<Checkpoint> for CheckpointKey {
     }
 }
 
-impl Kind {
+impl SlotKind {
     /// Classifies a slot result.
-    pub fn of<O>(result: &SlotResult<O>) -> Kind {
+    pub fn of<O>(result: &SlotResult<O>) -> SlotKind {
         match &result.outcome {
-            Outcome::Completed(c) if c.deadline_met => Kind::OnTime,
-            Outcome::Completed(_) => Kind::Late,
-            Outcome::Aborted(a) => Kind::Aborted(a.checkpoint.into()),
-            Outcome::Failed(f) if f.reason == FailReason::TimedOut => Kind::TimedOut(f.stage),
-            Outcome::Failed(f) => Kind::Failed(f.stage),
+            Outcome::Completed(c) if c.deadline_met => SlotKind::OnTime,
+            Outcome::Completed(_) => SlotKind::Late,
+            Outcome::Aborted(a) => SlotKind::Aborted(a.checkpoint.into()),
+            Outcome::Failed(f) => match f.reason.kind() {
+                FailureKind::TimedOut => SlotKind::TimedOut(f.stage),
+                FailureKind::DeadlineCapped => SlotKind::DeadlineCapped(f.stage),
+                _ => SlotKind::Failed(f.stage),
+            },
         }
     }
 
     /// The report's name for this kind (`on_time`, `aborted_before_video`, `timed_out_image`...).
     pub fn name(self) -> String {
         match self {
-            Kind::OnTime => "on_time".into(),
-            Kind::Late => "late".into(),
-            Kind::Aborted(CheckpointKey::BeforeStart) => "aborted_before_start".into(),
-            Kind::Aborted(CheckpointKey::BeforeVideo) => "aborted_before_video".into(),
-            Kind::Aborted(CheckpointKey::BeforeClip) => "aborted_before_clip".into(),
-            Kind::TimedOut(s) => format!("timed_out_{s}"),
-            Kind::Failed(s) => format!("failed_{s}"),
+            SlotKind::OnTime => "on_time".into(),
+            SlotKind::Late => "late".into(),
+            SlotKind::Aborted(CheckpointKey::BeforeStart) => "aborted_before_start".into(),
+            SlotKind::Aborted(CheckpointKey::BeforeVideo) => "aborted_before_video".into(),
+            SlotKind::Aborted(CheckpointKey::BeforeClip) => "aborted_before_clip".into(),
+            SlotKind::TimedOut(s) => format!("timed_out_{s}"),
+            SlotKind::DeadlineCapped(s) => format!("deadline_capped_{s}"),
+            SlotKind::Failed(s) => format!("failed_{s}"),
         }
     }
 }
@@ -134,7 +159,7 @@ pub struct Tally {
     /// Slots counted.
     pub slots: u64,
     /// Slots per outcome kind.
-    pub kinds: BTreeMap<Kind, u64>,
+    pub kinds: BTreeMap<SlotKind, u64>,
     /// Completed slots whose CLIP self-check failed.
     pub clip_rejected: u64,
     /// Aborted slots that would have completed by the deadline had they continued.
@@ -150,7 +175,7 @@ pub struct Tally {
     /// Attempt time (every attempt, cancelled ones included) on slots that did not finish on time.
     pub wasted_us: u128,
     /// The first few slot indices of each kind (and `clip_rejected`).
-    pub examples: BTreeMap<String, Vec<u64>>,
+    pub examples: BTreeMap<ExampleKey, Vec<u64>>,
     /// With a cadence: how long each slot waited for the GPU after its scheduled start.
     pub queue: Latencies,
     /// With a cadence: slots that waited at all.
@@ -167,15 +192,15 @@ impl Tally {
         would_have_met: Option<bool>,
         cancelled_tails: Duration,
     ) {
-        let kind = Kind::of(result);
+        let kind = SlotKind::of(result);
         self.slots += 1;
         *self.kinds.entry(kind).or_default() += 1;
-        self.example(kind.name(), index);
+        self.example(ExampleKey::Slot(kind), index);
         if let Some(c) = result.completed() {
             self.total.record(result.meta.end);
             if !c.clip_passed {
                 self.clip_rejected += 1;
-                self.example("clip_rejected".into(), index);
+                self.example(ExampleKey::ClipRejected, index);
             }
         }
         if would_have_met == Some(true) {
@@ -186,14 +211,16 @@ impl Tally {
                 self.retries_attempted += 1;
                 self.retries_recovered += u64::from(a.result == AttemptResult::Ok);
             }
-            if matches!(a.result, AttemptResult::Ok | AttemptResult::Error) {
+            // Finished attempts only: a timed-out or cancelled attempt's latency is unknown.
+            if matches!(a.result, AttemptResult::Ok) || matches!(a.result, AttemptResult::Failed(k) if !k.is_timeout())
+            {
                 self.stages.get_mut(a.stage).record(a.duration);
             }
-            if kind != Kind::OnTime {
+            if kind != SlotKind::OnTime {
                 self.wasted_us += micros(a.duration) as u128;
             }
         }
-        if kind != Kind::OnTime {
+        if kind != SlotKind::OnTime {
             self.wasted_us += micros(cancelled_tails) as u128;
         }
     }
@@ -205,8 +232,8 @@ impl Tally {
     }
 
     /// Keeps the smallest indices seen, whatever order slots arrive in.
-    fn example(&mut self, name: String, index: u64) {
-        let list = self.examples.entry(name).or_default();
+    fn example(&mut self, key: ExampleKey, index: u64) {
+        let list = self.examples.entry(key).or_default();
         if list.len() == EXAMPLES_PER_KIND && list.last().is_some_and(|&last| index > last) {
             return;
         }
@@ -232,20 +259,20 @@ impl Tally {
         self.wasted_us += other.wasted_us;
         self.queue.merge(&other.queue);
         self.delayed += other.delayed;
-        for (name, list) in &other.examples {
+        for (&key, list) in &other.examples {
             for &index in list {
-                self.example(name.clone(), index);
+                self.example(key, index);
             }
         }
     }
 
     /// Slots of one kind.
-    pub fn count(&self, kind: Kind) -> u64 {
+    pub fn count(&self, kind: SlotKind) -> u64 {
         self.kinds.get(&kind).copied().unwrap_or(0)
     }
 
     /// Aborted slots at any checkpoint.
     pub fn aborted(&self) -> u64 {
-        self.kinds.iter().filter(|(k, _)| matches!(k, Kind::Aborted(_))).map(|(_, n)| n).sum()
+        self.kinds.iter().filter(|(k, _)| matches!(k, SlotKind::Aborted(_))).map(|(_, n)| n).sum()
     }
 }

@@ -48,7 +48,7 @@ fn set_overrides_any_key_and_bad_values_name_the_key() {
     let out = sim(&["run", &nominal(), "--set", "orchestration.timeouts.image_s=-3"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("rtx3060-nominal.yaml: orchestration.timeouts.image_s: expected a positive, finite number of seconds, got -3"),
+        stderr(&out).contains("rtx3060-nominal.yaml: orchestration.timeouts.image_s: expected a number of seconds above 0 and at most 86400, got -3"),
         "{}",
         stderr(&out)
     );

@@ -67,7 +67,7 @@ fn replays_match(s: Arc<Scenario>) {
     for (kind, slots) in &report.examples {
         for &slot in slots {
             let replay = vortex_sim::replay(&s, slot);
-            let replayed = vortex_sim::tally::Kind::of(&replay.result).name();
+            let replayed = vortex_sim::tally::SlotKind::of(&replay.result).name();
             if kind == "clip_rejected" {
                 assert!(!replay.result.completed().unwrap().clip_passed, "slot {slot}");
             } else {
@@ -76,6 +76,18 @@ fn replays_match(s: Arc<Scenario>) {
             assert_eq!(replay.events.first().map(|e| e.name.as_str()), Some("slot_started"));
             assert!(replay.events.last().is_some_and(|e| e.name.starts_with("slot_")));
             assert_eq!(replay.counterfactual.is_some(), kind.starts_with("aborted"));
+            // The slot's own timeline has exactly one start and one end; the counterfactual's
+            // events are kept apart.
+            let starts = replay.events.iter().filter(|e| e.name == "slot_started").count();
+            assert_eq!(starts, 1, "slot {slot}: {:?}", replay.events);
+            if kind.starts_with("aborted") {
+                assert_eq!(replay.events.last().unwrap().name, "slot_aborted", "slot {slot}");
+                assert_eq!(replay.counterfactual_events.first().unwrap().name, "slot_started");
+                let text = vortex_sim::runner::render_replay(&s, slot, &replay);
+                assert!(text.contains("\ncounterfactual: the same slot re-run"), "{text}");
+            } else {
+                assert!(replay.counterfactual_events.is_empty());
+            }
         }
     }
 }

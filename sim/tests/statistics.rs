@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vortex_sim::montecarlo::MonteCarlo;
-use vortex_sim::tally::Kind;
+use vortex_sim::tally::SlotKind;
 use vortex_sim::{Override, Report, RunOptions, Scenario};
 
 fn scenario(yaml: &str) -> Arc<Scenario> {
@@ -41,7 +41,7 @@ fn constant_latencies_give_exact_totals() {
         (total.p50, total.p99, total.max, total.mean),
         (Some(21_000.0), Some(21_000.0), Some(21_000.0), Some(21_000.0))
     );
-    assert_eq!(r.latency_ms.image.max, Some(12_000.0));
+    assert_eq!(r.latency_ms.stages.image.max, Some(12_000.0));
     assert_eq!(r.wasted_gpu_s, 0.0);
 }
 
@@ -52,8 +52,8 @@ fn parallel_slowdown_is_processor_sharing() {
     let s = scenario(&format!("name: shared\nslots: 50\ngpu: {{ parallel_slowdown: 2.0 }}\norchestration: {{ timeouts: {{ audio_s: 5 }} }}\n{STAGES_CONSTANT}"));
     let r = report(&s);
     assert_eq!(r.outcomes.on_time, 50);
-    assert_eq!(r.latency_ms.audio.max, Some(4_000.0));
-    assert_eq!(r.latency_ms.image.max, Some(14_000.0));
+    assert_eq!(r.latency_ms.stages.audio.max, Some(4_000.0));
+    assert_eq!(r.latency_ms.stages.image.max, Some(14_000.0));
     assert_eq!(r.latency_ms.total.max, Some(23_000.0));
 }
 
@@ -126,17 +126,17 @@ fn simulator_agrees_with_the_independent_monte_carlo_loop_on_every_scenario() {
         }
         let tally = vortex_sim::run(&s, RunOptions::default());
         let mc = MonteCarlo::new(&s);
-        let mut kinds = std::collections::BTreeMap::<Kind, u64>::new();
+        let mut kinds = std::collections::BTreeMap::<SlotKind, u64>::new();
         let (mut rejected, mut false_aborts, mut total_s) = (0, 0, 0.0);
         for slot in 0..s.slots {
             let out = mc.slot(slot, true);
             *kinds.entry(out.kind).or_default() += 1;
-            rejected += u64::from(out.clip_rejected && matches!(out.kind, Kind::OnTime | Kind::Late));
-            if matches!(out.kind, Kind::OnTime | Kind::Late) {
+            rejected += u64::from(out.clip_rejected && matches!(out.kind, SlotKind::OnTime | SlotKind::Late));
+            if matches!(out.kind, SlotKind::OnTime | SlotKind::Late) {
                 total_s += out.end_s;
             }
-            if matches!(out.kind, Kind::Aborted(_)) {
-                false_aborts += u64::from(mc.slot(slot, false).kind == Kind::OnTime);
+            if matches!(out.kind, SlotKind::Aborted(_)) {
+                false_aborts += u64::from(mc.slot(slot, false).kind == SlotKind::OnTime);
             }
         }
         let name = &s.name;

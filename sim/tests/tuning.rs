@@ -187,7 +187,7 @@ fn sweep_says_when_no_point_meets_the_constraint_and_refuses_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "tight-deadline.yaml: orchestration.deadline_buffer_s: expected a finite number of seconds >= 0, got -2"
+            "tight-deadline.yaml: orchestration.deadline_buffer_s: expected a number of seconds from 0 to 86400, got -2"
         ),
         "{err}"
     );

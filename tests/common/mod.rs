@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vortex::config::{BufferSecs, Orchestration, Retries, Secs};
+use vortex::config::Orchestration;
+use vortex::units::{RetryCount, Seconds, SecondsOrZero};
 use vortex::{PerStage, Recipe, Stage, StageError, Stages, Verdict};
 
 /// What one attempt of a scripted stage does.
@@ -155,21 +156,21 @@ pub fn policy() -> Orchestration {
 /// The defaults with other retry counts.
 pub fn policy_with_retries(audio: u32, image: u32) -> Orchestration {
     let mut p = policy();
-    p.retry_policy.audio = Retries(audio);
-    p.retry_policy.image = Retries(image);
+    p.retry_policy.audio = RetryCount::new(audio.into()).unwrap();
+    p.retry_policy.image = RetryCount::new(image.into()).unwrap();
     p
 }
 
 /// The defaults with another deadline buffer.
 pub fn policy_with_buffer(buffer_s: f64) -> Orchestration {
     let mut p = policy();
-    p.deadline_buffer_s = BufferSecs::new(buffer_s).unwrap();
+    p.deadline_buffer_s = SecondsOrZero::new(buffer_s).unwrap();
     p
 }
 
 /// Seconds as a config value.
-pub fn secs(s: f64) -> Secs {
-    Secs::new(s).unwrap()
+pub fn secs(s: f64) -> Seconds {
+    Seconds::new(s).unwrap()
 }
 
 /// A plain recipe.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{Init, VarBuilder, VarMap};
 use candle_transformers::models::clip::ClipModel;
-use vortex::config::{ClipModelConfig, ModelDtype};
 use vortex_real::clip::HfClipConfig;
+use vortex_real::config::{ClipModelConfig, ModelDtype};
 
 /// A tiny CLIP `config.json` (vocab 100, widths 32, 2 layers, 32×32 images in 8×8 patches).
 pub fn tiny_clip_config(context: usize) -> String {
@@ -105,7 +105,7 @@ pub fn write_config(dir: &Path, extra: &str, with_flux: bool) -> PathBuf {
 
 /// Writes a tiny random Flux (transformer, autoencoder, T5 and CLIP-L text encoders, their
 /// configs and tokenizers) into `dir/flux/` and returns its config entry (64×64 images, 4 steps).
-pub fn write_tiny_flux(dir: &Path) -> vortex::config::FluxModelConfig {
+pub fn write_tiny_flux(dir: &Path) -> vortex_real::config::FluxModelConfig {
     use candle_transformers::models::clip::text_model::ClipTextTransformer;
     use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
     use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
@@ -185,12 +185,12 @@ pub fn write_tiny_flux(dir: &Path) -> vortex::config::FluxModelConfig {
     });
     std::fs::write(root.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
 
-    let files = |weights: &str, config: &str| vortex::config::TextEncoderFiles {
+    let files = |weights: &str, config: &str| vortex_real::config::TextEncoderFiles {
         weights: root.join(weights).into(),
         config: root.join(config),
         tokenizer: root.join("tokenizer.json"),
     };
-    vortex::config::FluxModelConfig {
+    vortex_real::config::FluxModelConfig {
         transformer: root.join("transformer.safetensors"),
         transformer_config: Some(root.join("transformer.json")),
         vae: root.join("ae.safetensors"),
@@ -198,14 +198,14 @@ pub fn write_tiny_flux(dir: &Path) -> vortex::config::FluxModelConfig {
         t5: files("t5.safetensors", "t5.json"),
         clip: files("clip.safetensors", "clip.json"),
         dtype: ModelDtype::F32,
-        image_px: 64,
-        steps: 4,
-        t5_tokens: 16,
+        image_px: vortex_real::config::ImagePx::new(64).unwrap(),
+        steps: vortex_real::config::DenoiseSteps::new(4).unwrap(),
+        t5_tokens: vortex_real::config::T5Tokens::new(16).unwrap(),
     }
 }
 
 /// The `models.flux` entry as YAML lines (indented for the `models:` map).
-pub fn flux_yaml(f: &vortex::config::FluxModelConfig) -> String {
+pub fn flux_yaml(f: &vortex_real::config::FluxModelConfig) -> String {
     let p = |x: &Path| x.display().to_string();
     format!(
         "\n  flux:\n    transformer: {}\n    transformer_config: {}\n    vae: {}\n    vae_config: {}\n    t5: {{ weights: {}, config: {}, tokenizer: {} }}\n    clip: {{ weights: {}, config: {}, tokenizer: {} }}\n    dtype: f32\n    image_px: {}\n    steps: {}\n    t5_tokens: {}",
@@ -219,9 +219,9 @@ pub fn flux_yaml(f: &vortex::config::FluxModelConfig) -> String {
         p(&f.clip.weights.0[0]),
         p(&f.clip.config),
         p(&f.clip.tokenizer),
-        f.image_px,
-        f.steps,
-        f.t5_tokens
+        f.image_px.get(),
+        f.steps.get(),
+        f.t5_tokens.get()
     )
 }
 

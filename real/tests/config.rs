@@ -1,0 +1,97 @@
+//! Real mode's `config.yaml`: the shipped file, and the sections only real mode reads (device,
+//! VRAM, models, verification), each bad value refused with file, key, value and position.
+
+use vortex::ConfigError;
+use vortex_real::config::{Config, DeviceName};
+
+const GOOD: &str = "orchestration: {}\n";
+
+fn refused(text: &str) -> String {
+    match Config::from_yaml_str("test.yaml", text) {
+        Ok(c) => panic!("accepted bad config: {c:?}"),
+        Err(e @ ConfigError::Invalid { .. }) => e.to_string(),
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+#[test]
+fn shipped_config_yaml_holds_the_built_in_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.yaml");
+    assert_eq!(Config::load(&path).unwrap(), Config::default());
+    let effective = Config::default().to_yaml();
+    assert_eq!(Config::from_yaml_str("printed", &effective).unwrap(), Config::default(), "round-trips");
+}
+
+#[test]
+fn unknown_sections_and_models_not_built_yet_are_refused() {
+    let message = refused(&format!("{GOOD}logging: verbose\n"));
+    assert!(message.starts_with("test.yaml: logging: unknown field `logging`"), "{message}");
+    let message = refused(&format!("{GOOD}models: {{ kokoro: /weights/kokoro.pth }}\n"));
+    assert!(message.starts_with("test.yaml: models.kokoro: unknown field `kokoro`"), "{message}");
+    let message = refused("device: { name: cpu }\n");
+    assert!(message.contains("missing field `orchestration`"), "{message}");
+}
+
+#[test]
+fn device_and_vram_sections_are_checked() {
+    let message = refused(&format!("{GOOD}device: {{ name: gpu0 }}\n"));
+    assert!(
+        message.starts_with("test.yaml: device.name: expected `cpu` or `cuda:N` (N from 0 to 63), got \"gpu0\""),
+        "{message}"
+    );
+    let cuda = Config::from_yaml_str("test.yaml", &format!("{GOOD}device: {{ name: \"cuda:1\" }}\n")).unwrap();
+    assert_eq!(cuda.device.name, DeviceName::Cuda(1));
+    let message = refused(&format!("{GOOD}vram: {{ soft_limit_gb: 12, hard_limit_gb: 11 }}\n"));
+    assert!(message.starts_with("test.yaml: vram: soft_limit_gb (12) must not exceed hard_limit_gb (11)"), "{message}");
+    let message = refused(&format!("{GOOD}vram: {{ soft_limit_gb: 10, hard_limit_gb: 1e9 }}\n"));
+    assert!(
+        message.starts_with("test.yaml: vram.hard_limit_gb: expected a number of gigabytes above 0 and at most 1024"),
+        "{message}"
+    );
+}
+
+#[test]
+fn verification_values_are_checked_where_they_are_parsed() {
+    let section = |body: &str| {
+        format!("{GOOD}verification: {{ keyframes: 5, b32_min: 0.7, l14_min: 0.72, b32_weight: 0.4, outlier_gap: 0.15, {body} }}\n")
+    };
+    let ok = Config::from_yaml_str("test.yaml", &section("")).unwrap();
+    assert_eq!(ok.verification, Default::default());
+    let message = refused(&section("").replace("b32_min: 0.7", "b32_min: 1.5"));
+    assert!(message.starts_with("test.yaml: verification.b32_min: expected a cosine similarity from -1 to 1, got 1.5"));
+    let message = refused(&section("").replace("keyframes: 5", "keyframes: 0"));
+    assert!(
+        message.starts_with("test.yaml: verification.keyframes: expected a number of keyframes from 1 to 64, got 0")
+    );
+    let message = refused(&section("").replace("b32_weight: 0.4", "b32_weight: -0.1"));
+    assert!(message.contains("verification.b32_weight: expected a share from 0 to 1, got -0.1"), "{message}");
+}
+
+#[test]
+fn text_encoder_weights_are_one_path_or_a_list_of_shards() {
+    let flux = |t5_weights: &str, extra: &str| {
+        format!(
+            "{GOOD}models:\n  flux:\n    transformer: f.gguf\n    vae: ae.safetensors\n    t5: {{ weights: {t5_weights}, config: t5.json, tokenizer: t.json }}\n    clip: {{ weights: c.safetensors, config: c.json, tokenizer: c.json }}\n{extra}"
+        )
+    };
+    let one = Config::from_yaml_str("test.yaml", &flux("t5.safetensors", "")).unwrap();
+    assert_eq!(one.models.flux.as_ref().unwrap().t5.weights.0.len(), 1);
+    assert_eq!(one.models.flux.unwrap().image_px.get(), 512, "documented default");
+    let two = Config::from_yaml_str("test.yaml", &flux("[a.safetensors, b.safetensors]", "")).unwrap();
+    assert_eq!(two.models.flux.as_ref().unwrap().t5.weights.0.len(), 2);
+    assert_eq!(Config::from_yaml_str("again", &two.to_yaml()).unwrap(), two, "round-trips through YAML");
+    let message = refused(&flux("[]", ""));
+    assert!(message.starts_with("test.yaml: models.flux.t5.weights: expected at least one weights file"), "{message}");
+    let message = refused(&flux("{ a: 1 }", ""));
+    assert!(
+        message.contains("models.flux.t5.weights: expected a weights file path, or a list of shard paths"),
+        "{message}"
+    );
+    let message = refused(&flux("t5.safetensors", "    image_px: 100\n"));
+    assert!(
+        message.starts_with("test.yaml: models.flux.image_px: expected a multiple of 16 from 16 to 2048, got 100"),
+        "{message}"
+    );
+    let message = refused(&flux("t5.safetensors", "    steps: 0\n"));
+    assert!(message.contains("models.flux.steps: expected a number of denoising steps from 1 to 50, got 0"));
+}
