@@ -7,23 +7,21 @@
 //! - Each model: the keyframes are preprocessed as CLIP does (shortest side resized to the input
 //!   size with a bicubic filter, center crop, per-channel normalisation), embedded, and scored as
 //!   the mean cosine similarity with the prompt's embedding.
-//! - Ensemble score = `b32_weight` × B + (1 − `b32_weight`) × L; the self-check passes when
-//!   B ≥ `b32_min` and L ≥ `l14_min`; an outlier is flagged when |B − L| > `outlier_gap`.
-//! - Consensus embedding: each model's mean keyframe embedding, L2-normalised, scaled by its
-//!   ensemble weight, the two concatenated (B's first) and L2-normalised again.
+//! - The two scores are combined into the self-check's verdict in [`crate::verification`].
 
 use std::path::Path;
 
-use crate::config::{ClipModelConfig, ModelDtype, VerificationConfig};
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::VarBuilder;
-use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
+use candle_transformers::models::clip::text_model::Activation;
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 use candle_transformers::models::clip::{ClipConfig, ClipModel};
 use serde::Deserialize;
 
+use crate::config::ClipModelConfig;
 use crate::executor::{CancelToken, ModelError};
-use crate::media::{Frame, Video};
+use crate::hf::{text_config, HfTower};
+use crate::loading::{candle_dtype, fit_to_context, mmap_safetensors, read_json, tokenizer};
+use crate::media::Frame;
 use crate::weights::WeightsFile;
 use crate::LoadError;
 
@@ -60,45 +58,10 @@ fn default_logit_scale() -> f32 {
     2.6592
 }
 
-/// One tower's sizes in `config.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HfTower {
-    /// Width.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Layers.
-    pub num_hidden_layers: usize,
-    /// Attention heads.
-    pub num_attention_heads: usize,
-    /// Text: vocabulary size.
-    #[serde(default)]
-    pub vocab_size: Option<usize>,
-    /// Text: context length (77 for CLIP).
-    #[serde(default)]
-    pub max_position_embeddings: Option<usize>,
-    /// Vision: input size in pixels.
-    #[serde(default)]
-    pub image_size: Option<usize>,
-    /// Vision: patch size.
-    #[serde(default)]
-    pub patch_size: Option<usize>,
-    /// Activation; only `quick_gelu` is supported (every published CLIP uses it).
-    #[serde(default = "quick_gelu")]
-    pub hidden_act: String,
-}
-
-fn quick_gelu() -> String {
-    "quick_gelu".into()
-}
-
 impl HfClipConfig {
     /// Reads `config.json`.
     pub fn load(model: &str, path: &Path, published: &'static str) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), published))?;
-        let cfg: HfClipConfig = serde_json::from_str(&text)
-            .map_err(|e| LoadError::file(model, path, format!("not a CLIP config.json: {e}"), published))?;
+        let cfg: HfClipConfig = read_json(model, path, published)?;
         for (tower, t) in [("text_config", &cfg.text_config), ("vision_config", &cfg.vision_config)] {
             if t.hidden_act != "quick_gelu" {
                 return Err(LoadError::file(
@@ -186,25 +149,6 @@ impl HfClipConfig {
     }
 }
 
-/// candle's text config from a `config.json` text tower (also Flux's CLIP-L text encoder, whose
-/// `config.json` is the tower alone).
-pub fn text_config(t: &HfTower, projection_dim: usize) -> Result<ClipTextConfig, String> {
-    if t.hidden_act != "quick_gelu" {
-        return Err(format!("hidden_act {:?} is not supported (quick_gelu only)", t.hidden_act));
-    }
-    Ok(ClipTextConfig {
-        vocab_size: t.vocab_size.ok_or("missing vocab_size")?,
-        embed_dim: t.hidden_size,
-        activation: Activation::QuickGelu,
-        intermediate_size: t.intermediate_size,
-        max_position_embeddings: t.max_position_embeddings.ok_or("missing max_position_embeddings")?,
-        pad_with: None,
-        num_hidden_layers: t.num_hidden_layers,
-        num_attention_heads: t.num_attention_heads,
-        projection_dim,
-    })
-}
-
 /// One loaded CLIP model with its tokenizer.
 pub struct ClipEncoder {
     model: ClipModel,
@@ -238,8 +182,7 @@ impl ClipEncoder {
         let arch = HfClipConfig::load(model, &config_path, published)?;
         let weights = WeightsFile::inspect(model, &weights_path, published)?;
         weights.require(model, &arch.expected_tensors(), published)?;
-        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| LoadError::file(model, &tokenizer_path, format!("not a tokenizer.json: {e}"), published))?;
+        let tokenizer = tokenizer(model, &tokenizer_path, published)?;
         let end_of_text = tokenizer
             .token_to_id(END_OF_TEXT)
             .ok_or_else(|| LoadError::file(model, &tokenizer_path, format!("has no {END_OF_TEXT} token"), published))?;
@@ -253,10 +196,7 @@ impl ClipEncoder {
             ));
         }
         let dtype = candle_dtype(cfg.dtype);
-        // SAFETY of the mmap: the file is opened read-only and not modified while mapped; this is
-        // candle's documented way to load safetensors.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], dtype, device) }
-            .map_err(|e| LoadError::file(model, &weights_path, format!("cannot map: {e}"), published))?;
+        let vb = mmap_safetensors(model, &[&weights_path], dtype, device, published)?;
         let candle_cfg = arch.to_candle();
         let clip = ClipModel::new(vb, &candle_cfg).map_err(|e| {
             LoadError::file(
@@ -284,11 +224,7 @@ impl ClipEncoder {
         if ids.last() != Some(&self.end_of_text) {
             ids.push(self.end_of_text);
         }
-        let truncated = ids.len() > self.context;
-        if truncated {
-            ids.truncate(self.context);
-            ids[self.context - 1] = self.end_of_text;
-        }
+        let truncated = fit_to_context(&mut ids, self.context);
         Ok((ids, truncated))
     }
 
@@ -358,16 +294,7 @@ fn l2_normalize(v: &Tensor) -> candle_core::Result<Tensor> {
     v.broadcast_div(&v.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
 }
 
-/// The candle dtype of a configured model dtype.
-pub fn candle_dtype(dtype: ModelDtype) -> DType {
-    match dtype {
-        ModelDtype::F32 => DType::F32,
-        ModelDtype::F16 => DType::F16,
-        ModelDtype::Bf16 => DType::BF16,
-    }
-}
-
-/// One model's part of a verdict.
+/// One model's scores of a video's keyframes.
 #[derive(Debug, Clone)]
 pub struct ModelScore {
     /// Mean cosine similarity of the keyframes and the prompt.
@@ -395,54 +322,13 @@ pub fn score(
     Ok(ModelScore { score, mean_embedding: mean, truncated: text.truncated })
 }
 
-/// The self-check's result.
-#[derive(Debug, Clone)]
-pub struct ClipVerdict {
-    /// ViT-B/32 score.
-    pub score_b32: f64,
-    /// ViT-L/14 score.
-    pub score_l14: f64,
-    /// Weighted ensemble score.
-    pub ensemble: f64,
-    /// B ≥ b32_min and L ≥ l14_min.
-    pub passed: bool,
-    /// |B − L| > outlier_gap.
-    pub outlier: bool,
-    /// The consensus embedding (see the module docs), L2-normalised.
-    pub embedding: Vec<f32>,
-}
-
-impl vortex::Verdict for ClipVerdict {
-    fn passed(&self) -> bool {
-        self.passed
-    }
-}
-
-/// Combines the two models' scores into a verdict.
-pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> ClipVerdict {
-    let w = cfg.b32_weight.get();
-    let ensemble = w * b32.score + (1.0 - w) * l14.score;
-    let mut embedding: Vec<f32> = b32
-        .mean_embedding
-        .iter()
-        .map(|x| x * w as f32)
-        .chain(l14.mean_embedding.iter().map(|x| x * (1.0 - w) as f32))
-        .collect();
-    let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        embedding.iter_mut().for_each(|x| *x /= norm);
-    }
-    ClipVerdict {
-        score_b32: b32.score,
-        score_l14: l14.score,
-        ensemble,
-        passed: b32.score >= cfg.b32_min.get() && l14.score >= cfg.l14_min.get(),
-        outlier: (b32.score - l14.score).abs() > cfg.outlier_gap.get(),
-        embedding,
-    }
-}
-
-/// The keyframes of a video the self-check scores.
-pub fn keyframes(video: &Video, cfg: &VerificationConfig) -> Vec<Frame> {
-    video.keyframe_indices(cfg.keyframes.get() as usize).into_iter().map(|i| video.frames[i].clone()).collect()
+/// Bytes and tensor count of one CLIP model once resident (read from its header only).
+pub fn resident_size(
+    name: &str,
+    entry: &ClipModelConfig,
+    base_dir: &Path,
+    published: &'static str,
+) -> Result<(u64, usize), LoadError> {
+    let weights = WeightsFile::inspect(name, &base_dir.join(&entry.weights), published)?;
+    Ok((weights.resident_bytes(entry.dtype), weights.tensors.len()))
 }

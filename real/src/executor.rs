@@ -2,20 +2,32 @@
 //! jobs, and a dropped (timed-out, aborted, cancelled) job is told to stop through a
 //! [`CancelToken`] that the model checks between units of work (a diffusion step, a frame batch).
 //!
+//! Faults stay inside the job: a job that panics fails with [`ModelError::Panicked`] and the
+//! worker goes on with the next job; a worker whose queue already holds [`QUEUE_CAPACITY`] jobs
+//! refuses a new one with [`ModelError::Busy`] instead of queueing without bound.
+//!
 //! ```
-//! use vortex_real::executor::{Cancelled, ModelWorker};
+//! use vortex_real::executor::{ModelError, ModelWorker};
 //! let worker = ModelWorker::spawn("doubler", 21u32);
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! let answer = rt.block_on(worker.run(|model, cancel| {
 //!     cancel.check()?; // between units of work
-//!     Ok::<_, Cancelled>(*model * 2)
+//!     Ok::<_, ModelError>(*model * 2)
 //! }));
 //! assert_eq!(answer.unwrap(), 42);
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use vortex::{FailureKind, StageError};
+
+/// Jobs a model worker holds at most (running and waiting). One slot runs at a time per GPU, and
+/// a slot sends each model at most one job per attempt; a cancelled job that is still running
+/// plus the next slot's job fit with room to spare.
+pub const QUEUE_CAPACITY: usize = 4;
 
 /// The error a model returns when it stopped because its job was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +43,36 @@ pub enum ModelError {
     /// candle failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The job panicked; the worker caught it and serves the next job.
+    #[error("the model panicked: {0}")]
+    Panicked(String),
+    /// The model produced output that cannot be used (non-finite values, a wrong shape).
+    #[error("invalid output: {0}")]
+    InvalidOutput(String),
+    /// The worker's queue was full.
+    #[error("the model is busy: {0} jobs already queued")]
+    Busy(usize),
+}
+
+impl ModelError {
+    /// The failure kind the scheduler reports for it.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ModelError::Cancelled(_) => FailureKind::Cancelled,
+            ModelError::InvalidOutput(_) => FailureKind::InvalidOutput,
+            // candle's CUDA backend reports CUDA_ERROR_OUT_OF_MEMORY; its CPU backend an
+            // allocation failure would abort instead, so only the message can tell.
+            ModelError::Candle(e) if e.to_string().to_ascii_lowercase().contains("out of memory") => {
+                FailureKind::OutOfMemory
+            }
+            ModelError::Candle(_) | ModelError::Panicked(_) | ModelError::Busy(_) => FailureKind::ModelError,
+        }
+    }
+
+    /// The error as the scheduler sees it, its message prefixed with the stage (or model).
+    pub fn into_stage_error(self, prefix: &str) -> StageError {
+        StageError::of_kind(self.kind(), format!("{prefix}: {self}"))
+    }
 }
 
 /// Tells a running job to stop; the job checks it between units of work.
@@ -80,7 +122,9 @@ type Job<M> = Box<dyn FnOnce(&mut M) + Send>;
 /// A model resident on its own thread.
 pub struct ModelWorker<M> {
     name: &'static str,
-    jobs: mpsc::Sender<Job<M>>,
+    jobs: mpsc::SyncSender<Job<M>>,
+    /// Jobs sent and not yet finished (running or waiting).
+    queued: Arc<AtomicUsize>,
     /// How long the last cancelled job ran on after its cancellation, in microseconds.
     last_overrun_us: Arc<AtomicU64>,
 }
@@ -88,7 +132,7 @@ pub struct ModelWorker<M> {
 impl<M: Send + 'static> ModelWorker<M> {
     /// Moves `model` onto a new thread named after it.
     pub fn spawn(name: &'static str, mut model: M) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job<M>>();
+        let (jobs, queue) = mpsc::sync_channel::<Job<M>>(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name(format!("model-{name}"))
             .spawn(move || {
@@ -97,37 +141,60 @@ impl<M: Send + 'static> ModelWorker<M> {
                 }
             })
             .expect("spawning a model thread");
-        ModelWorker { name, jobs, last_overrun_us: Arc::default() }
+        ModelWorker { name, jobs, queued: Arc::default(), last_overrun_us: Arc::default() }
     }
 
     /// Runs `f` on the model's thread and waits for it without blocking the runtime. Dropping the
-    /// returned future cancels the job's token; the worker logs how long the job ran on.
-    pub async fn run<T, E>(&self, f: impl FnOnce(&mut M, &CancelToken) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    /// returned future cancels the job's token; the worker logs how long the job ran on. A job
+    /// that panics returns [`ModelError::Panicked`]; the model is kept (candle models hold their
+    /// weights immutably, so a panic mid-forward leaves nothing half-written).
+    pub async fn run<T>(
+        &self,
+        f: impl FnOnce(&mut M, &CancelToken) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError>
     where
         T: Send + 'static,
-        E: From<Cancelled> + Send + 'static,
     {
         let token = CancelToken::default();
         let (done, result) = tokio::sync::oneshot::channel();
-        let (name, overrun, job_token) = (self.name, self.last_overrun_us.clone(), token.clone());
+        let (name, overrun, job_token, queued) =
+            (self.name, self.last_overrun_us.clone(), token.clone(), self.queued.clone());
         let job: Job<M> = Box::new(move |model| {
-            let out = f(model, &job_token);
+            let out = catch_unwind(AssertUnwindSafe(|| f(model, &job_token)))
+                .unwrap_or_else(|panic| Err(ModelError::Panicked(panic_message(panic.as_ref()))));
+            if let Err(ModelError::Panicked(message)) = &out {
+                tracing::error!(target: "vortex::model", event = "model_panicked", model = name,
+                                message = message.as_str(), "model job panicked; the worker goes on");
+            }
             if let Some(at) = job_token.cancelled_at() {
                 let ran_on = at.elapsed();
                 overrun.store(ran_on.as_micros() as u64, Ordering::Relaxed);
-                tracing::info!(target: "vortex::model", event = "model_cancelled", model = name,
+                tracing::warn!(target: "vortex::model", event = "model_cancelled", model = name,
                                ran_on_ms = ran_on.as_secs_f64() * 1e3, "cancelled stage kept running");
             }
+            queued.fetch_sub(1, Ordering::AcqRel);
             let _ = done.send(out);
         });
         let _cancel_on_drop = CancelOnDrop(token);
-        if self.jobs.send(job).is_err() {
-            panic!("model thread {} has stopped", self.name);
+        let before = self.queued.fetch_add(1, Ordering::AcqRel);
+        if before >= QUEUE_CAPACITY {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(ModelError::Busy(before));
+        }
+        if self.jobs.try_send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(ModelError::Busy(QUEUE_CAPACITY));
         }
         match result.await {
             Ok(out) => out,
-            Err(_) => panic!("model thread {} dropped a job (it panicked)", self.name),
+            // Only reachable if the worker thread itself died, which catch_unwind prevents.
+            Err(_) => Err(ModelError::Panicked(format!("the {} worker stopped", self.name))),
         }
+    }
+
+    /// Jobs sent to this model and not yet finished (a cancelled job still running counts).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// How long the last cancelled job kept running after its cancellation.
@@ -143,4 +210,13 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
     }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

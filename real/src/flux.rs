@@ -15,7 +15,6 @@ use std::path::Path;
 
 use crate::config::FluxModelConfig;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
 use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
@@ -26,8 +25,10 @@ use rand::SeedableRng;
 use rand_distr::Distribution;
 use serde::Deserialize;
 
-use crate::clip::{candle_dtype, HfTower};
 use crate::executor::{CancelToken, ModelError};
+use crate::hf::{text_config, HfTower};
+use crate::loading::{candle_dtype, fit_to_context, mmap_safetensors};
+use crate::loading::{read_json, tokenizer};
 use crate::media::Frame;
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -63,34 +64,6 @@ struct VaeArch {
     z_channels: usize,
     scale_factor: f64,
     shift_factor: f64,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(model: &str, path: &Path) -> Result<T, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), PUBLISHED))?;
-    serde_json::from_str(&text)
-        .map_err(|e| LoadError::file(model, path, format!("not a valid architecture file: {e}"), PUBLISHED))
-}
-
-fn tokenizer(model: &str, path: &Path) -> Result<tokenizers::Tokenizer, LoadError> {
-    tokenizers::Tokenizer::from_file(path)
-        .map_err(|e| LoadError::file(model, path, format!("not a tokenizer.json: {e}"), PUBLISHED))
-}
-
-/// Memory-maps a checked safetensors file, or a model's shards together.
-fn var_builder<'a, P: AsRef<Path>>(
-    model: &str,
-    paths: &[P],
-    dtype: DType,
-    device: &Device,
-) -> Result<VarBuilder<'a>, LoadError> {
-    for path in paths {
-        WeightsFile::inspect(model, path.as_ref(), PUBLISHED)?;
-    }
-    // SAFETY of the mmap: the files are opened read-only and not modified while mapped; this is
-    // candle's documented way to load safetensors.
-    unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device) }
-        .map_err(|e| LoadError::file(model, paths[0].as_ref(), format!("cannot map: {e}"), PUBLISHED))
 }
 
 /// The transformer, from safetensors (bf16/f16/f32) or quantized from GGUF.
@@ -184,7 +157,7 @@ pub fn load_transformer(
     let flux_cfg = match &cfg.transformer_config {
         None => FluxConfig::schnell(),
         Some(p) => {
-            let a: FluxArch = read_json("flux", &base_dir.join(p))?;
+            let a: FluxArch = read_json("flux", &base_dir.join(p), PUBLISHED)?;
             FluxConfig {
                 in_channels: a.in_channels,
                 vec_in_dim: a.vec_in_dim,
@@ -210,7 +183,7 @@ pub fn load_transformer(
             QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?,
         ))
     } else {
-        let vb = var_builder("flux", &[&path], candle_dtype(cfg.dtype), device)?;
+        let vb = mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?;
         Transformer::Full(Box::new(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?))
     };
     Ok((model, flux_cfg))
@@ -225,7 +198,7 @@ pub fn load_autoencoder(
     let vae_cfg = match &cfg.vae_config {
         None => VaeConfig::schnell(),
         Some(p) => {
-            let a: VaeArch = read_json("flux", &base_dir.join(p))?;
+            let a: VaeArch = read_json("flux", &base_dir.join(p), PUBLISHED)?;
             VaeConfig {
                 resolution: a.resolution,
                 in_channels: 3,
@@ -240,8 +213,9 @@ pub fn load_autoencoder(
         }
     };
     let path = base_dir.join(&cfg.vae);
-    let model = AutoEncoder::new(&vae_cfg, var_builder("flux", &[&path], candle_dtype(cfg.dtype), device)?)
-        .map_err(|e| misfit("the autoencoder", &path, e))?;
+    let model =
+        AutoEncoder::new(&vae_cfg, mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?)
+            .map_err(|e| misfit("the autoencoder", &path, e))?;
     Ok((model, vae_cfg))
 }
 
@@ -249,12 +223,12 @@ pub fn load_autoencoder(
 /// safetensors (one file or its shards) in the configured dtype.
 pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Result<(T5Encoder, t5::Config), LoadError> {
     let config_path = base_dir.join(&cfg.t5.config);
-    let t5_cfg: t5::Config = read_json("flux", &config_path)?;
+    let t5_cfg: t5::Config = read_json("flux", &config_path, PUBLISHED)?;
     let paths: Vec<_> = cfg.t5.weights.0.iter().map(|p| base_dir.join(p)).collect();
     let model = match paths.as_slice() {
         [one] if is_gguf(one) => {
             gguf_resident_bytes("flux", one)?; // a clear error for a file that is not GGUF
-            let q_cfg: quantized_t5::Config = read_json("flux", &config_path)?;
+            let q_cfg: quantized_t5::Config = read_json("flux", &config_path, PUBLISHED)?;
             let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(one, device)
                 .map_err(|e| LoadError::file("flux", one, format!("cannot read: {e}"), PUBLISHED))?;
             T5Encoder::Quantized(Box::new(
@@ -265,7 +239,7 @@ pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Resul
             return Err(LoadError::file("flux", &paths[0], "a quantized T5 is one .gguf file, not shards", PUBLISHED));
         }
         _ => {
-            let vb = var_builder("flux", &paths, candle_dtype(cfg.dtype), device)?;
+            let vb = mmap_safetensors("flux", &paths, candle_dtype(cfg.dtype), device, PUBLISHED)?;
             T5Encoder::Full(Box::new(
                 t5::T5EncoderModel::load(vb, &t5_cfg).map_err(|e| misfit("the T5 encoder", &paths[0], e))?,
             ))
@@ -308,8 +282,8 @@ impl FluxPipeline {
                 PUBLISHED,
             ));
         }
-        let clip_tower: HfTower = read_json("flux", &base_dir.join(&cfg.clip.config))?;
-        let clip_cfg = crate::clip::text_config(&clip_tower, clip_tower.hidden_size)
+        let clip_tower: HfTower = read_json("flux", &base_dir.join(&cfg.clip.config), PUBLISHED)?;
+        let clip_cfg = text_config(&clip_tower, clip_tower.hidden_size)
             .map_err(|reason| LoadError::file("flux", &base_dir.join(&cfg.clip.config), reason, PUBLISHED))?;
         if clip_cfg.embed_dim != flux_cfg.vec_in_dim {
             return Err(LoadError::file(
@@ -323,11 +297,14 @@ impl FluxPipeline {
             ));
         }
         let paths: Vec<_> = cfg.clip.weights.0.iter().map(|p| base_dir.join(p)).collect();
-        let clip = ClipTextTransformer::new(var_builder("flux", &paths, dtype, device)?.pp("text_model"), &clip_cfg)
-            .map_err(|e| misfit("the CLIP text encoder", &paths[0], e))?;
+        let clip = ClipTextTransformer::new(
+            mmap_safetensors("flux", &paths, dtype, device, PUBLISHED)?.pp("text_model"),
+            &clip_cfg,
+        )
+        .map_err(|e| misfit("the CLIP text encoder", &paths[0], e))?;
 
-        let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer))?;
-        let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer))?;
+        let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer), PUBLISHED)?;
+        let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer), PUBLISHED)?;
         Ok(FluxPipeline {
             transformer,
             vae,
@@ -406,11 +383,7 @@ impl FluxPipeline {
 
     fn encode_clip(&self, prompt: &str) -> candle_core::Result<Tensor> {
         let mut ids = Self::ids(&self.clip_tokenizer, prompt)?;
-        if ids.len() > self.clip_context {
-            let end = *ids.last().expect("not empty");
-            ids.truncate(self.clip_context);
-            ids[self.clip_context - 1] = end;
-        }
+        fit_to_context(&mut ids, self.clip_context);
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
         use candle_core::Module;
         self.clip.forward(&ids)?.to_dtype(self.dtype)
@@ -424,4 +397,31 @@ impl FluxPipeline {
         let data: Vec<f32> = (0..n).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
         Tensor::from_vec(data, (1, self.z_channels, side, side), &self.device)?.to_dtype(self.dtype)
     }
+}
+
+/// Bytes and tensor count of the whole pipeline once resident: the transformer and T5 at their
+/// stored (quantized) sizes when GGUF, everything else in the configured dtype. Headers only.
+pub fn resident_size(f: &FluxModelConfig, base_dir: &Path) -> Result<(u64, usize), LoadError> {
+    let transformer = base_dir.join(&f.transformer);
+    let (mut bytes, mut tensors) = if is_gguf(&transformer) {
+        gguf_resident_bytes("flux", &transformer)?
+    } else {
+        let w = WeightsFile::inspect("flux", &transformer, PUBLISHED)?;
+        (w.resident_bytes(f.dtype), w.tensors.len())
+    };
+    if let [t5] = f.t5.weights.0.as_slice() {
+        if is_gguf(&base_dir.join(t5)) {
+            let (b, t) = gguf_resident_bytes("flux", &base_dir.join(t5))?;
+            bytes += b;
+            tensors += t;
+        }
+    }
+    let t5_safetensors = f.t5.weights.0.iter().filter(|p| !is_gguf(p));
+    let parts = std::iter::once(&f.vae).chain(t5_safetensors).chain(&f.clip.weights.0);
+    for path in parts {
+        let w = WeightsFile::inspect("flux", &base_dir.join(path), PUBLISHED)?;
+        bytes += w.resident_bytes(f.dtype);
+        tensors += w.tensors.len();
+    }
+    Ok((bytes, tensors))
 }

@@ -7,28 +7,38 @@
 //!
 //! ## Map
 //! - [`config`]: real mode's `config.yaml` (the core's `orchestration` plus device, VRAM,
-//!   models, verification).
-//! - [`weights`]: safetensors headers, checked before loading; resident sizes.
-//! - [`models`]: loading every configured model, the VRAM budget, `vortex models check`.
-//! - [`executor`]: model worker threads and cancellation.
-//! - [`clip`]: the verification stage, a dual CLIP ensemble.
-//! - [`flux`]: the image stage, Flux.1-Schnell.
+//!   models, verification). A new model adds its section here only.
+//! - [`stages`]: [`stages::RealStages`], the real `Stages`, and the CLIP pair.
+//! - [`models`]: loading every configured model once, onto its worker.
+//! - [`budget`]: the VRAM budget from weights headers, before anything loads.
+//! - [`executor`]: model worker threads, cancellation, contained panics, bounded queues.
+//! - Model files, one per model and nothing else: [`clip`] (CLIP ViT-B/32 and ViT-L/14),
+//!   [`flux`] (Flux.1-Schnell).
+//! - [`verification`]: the self-check's ensemble verdict and keyframe choice.
+//! - Shared loading: [`loading`] (dtypes, mapped weights, JSON, tokenizers, prompt fitting),
+//!   [`weights`] (safetensors headers through the `safetensors` crate), [`hf`] (Hugging Face
+//!   `config.json` shapes shared by models).
 //! - [`media`]: frames and videos passed between stages.
 //!
 //! Built so far: image (Flux.1-Schnell) and verification (dual CLIP). Audio (Kokoro) and video
-//! (LivePortrait) are not built yet: their config entries are refused and [`models::RealStages`]
+//! (LivePortrait) are not built yet: their config entries are refused and [`stages::RealStages`]
 //! fails those stages with an error that says so, never with made-up output.
 
 #![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
+pub mod budget;
 pub mod clip;
 pub mod config;
 pub mod executor;
 pub mod flux;
+pub mod hf;
+pub mod loading;
 pub mod media;
 pub mod models;
+pub mod stages;
+pub mod verification;
 pub mod weights;
 
 /// Why a model could not be loaded; the message names the model, the file and where such files

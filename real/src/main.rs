@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn models_check(path: &Path) -> anyhow::Result<()> {
     let config = vortex_real::config::Config::load(path)?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let budget = vortex_real::models::Budget::estimate(&config, base)?;
+    let budget = vortex_real::budget::Budget::estimate(&config, base)?;
     println!(
         "VRAM budget on {} (soft {} GB, hard {} GB):",
         config.device.name,
@@ -92,7 +92,7 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
     for line in budget.lines() {
         println!("  {line}");
     }
-    println!("  total {}", vortex_real::models::size(budget.total()));
+    println!("  total {}", vortex_real::budget::size(budget.total()));
     let models = vortex_real::models::Models::load(&config, base)?;
     if models.over_soft_limit {
         eprintln!("warning: the models exceed vram.soft_limit_gb");
@@ -106,7 +106,7 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
             "{:<10} {:>6} {:>10} {:>8} {:>8} {:>10.1}",
             m.name,
             m.dtype.name(),
-            vortex_real::models::size(m.resident_bytes),
+            vortex_real::budget::size(m.resident_bytes),
             m.tensors,
             config.device.name,
             m.load_time.as_secs_f64() * 1e3

@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::config::ModelDtype;
-use serde::Deserialize;
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
 
-/// Largest header a safetensors file may declare (the format's own limit is 100 MB).
-const MAX_HEADER_BYTES: u64 = 100_000_000;
+use crate::config::ModelDtype;
 
 /// Why a model's files cannot be used; every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -54,18 +51,16 @@ pub enum WeightsError {
 }
 
 /// One tensor's entry in a safetensors header.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
-    /// Stored dtype, e.g. `F32`, `F16`, `BF16`.
-    pub dtype: String,
+    /// Stored dtype.
+    pub dtype: Dtype,
     /// Shape.
     pub shape: Vec<usize>,
-    /// Byte range in the data section.
-    pub data_offsets: [u64; 2],
 }
 
 impl TensorInfo {
-    /// Elements in the tensor.
+    /// Elements in the tensor (the header was checked, so the product cannot overflow).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -83,37 +78,31 @@ pub struct WeightsFile {
 }
 
 impl WeightsFile {
-    /// Reads and checks the header of `path` (the data is not read).
+    /// Reads and checks the header of `path` with the `safetensors` crate: the header's JSON, every
+    /// tensor's data range against its shape and dtype (overflow-checked), and the data filling
+    /// the file exactly. The data itself is mapped, not read.
     pub fn inspect(model: &str, path: &Path, published: &'static str) -> Result<WeightsFile, WeightsError> {
         let unreadable = |cause| WeightsError::Unreadable { model: model.into(), path: path.into(), cause, published };
         let malformed =
             |reason: String| WeightsError::Malformed { model: model.into(), path: path.into(), reason, published };
-        let mut file = File::open(path).map_err(unreadable)?;
-        let file_bytes = file.metadata().map_err(unreadable)?.len();
-        let mut len = [0u8; 8];
-        file.read_exact(&mut len).map_err(|_| malformed(format!("only {file_bytes} bytes long")))?;
-        let header_bytes = u64::from_le_bytes(len);
-        if header_bytes > MAX_HEADER_BYTES || 8 + header_bytes > file_bytes {
-            return Err(malformed(format!("header length {header_bytes} does not fit a {file_bytes}-byte file")));
+        let file = File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(malformed("it is not a regular file".into()));
         }
-        let mut header = vec![0u8; header_bytes as usize];
-        file.read_exact(&mut header).map_err(unreadable)?;
-        let mut raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| malformed(format!("header is not JSON: {e}")))?;
-        raw.remove("__metadata__");
-        let data_bytes = file_bytes - 8 - header_bytes;
-        let mut tensors = BTreeMap::new();
-        for (name, value) in raw {
-            let info: TensorInfo =
-                serde_json::from_value(value).map_err(|e| malformed(format!("tensor {name}: {e}")))?;
-            let bytes = info.numel() as u64
-                * dtype_bytes(&info.dtype)
-                    .ok_or_else(|| malformed(format!("tensor {name}: unknown dtype {}", info.dtype)))?;
-            if info.data_offsets[1] - info.data_offsets[0] != bytes || info.data_offsets[1] > data_bytes {
-                return Err(malformed(format!("tensor {name}: its data range does not match its shape and dtype")));
-            }
-            tensors.insert(name, info);
+        let file_bytes = meta.len();
+        if file_bytes < 8 {
+            return Err(malformed(format!("only {file_bytes} bytes long")));
         }
+        // SAFETY of the mmap: read-only, and only the header is parsed while it is mapped; a file
+        // changed underneath gives a parse error at worst. candle maps the same files to load them.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(unreadable)?;
+        let (_, metadata) = SafeTensors::read_metadata(&map).map_err(|e| malformed(describe(e)))?;
+        let tensors = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, TensorInfo { dtype: info.dtype, shape: info.shape.clone() }))
+            .collect();
         Ok(WeightsFile { path: path.into(), tensors, file_bytes })
     }
 
@@ -122,8 +111,8 @@ impl WeightsFile {
         self.tensors
             .values()
             .map(|t| {
-                let size = if is_float(&t.dtype) { dtype.size() as u64 } else { dtype_bytes(&t.dtype).unwrap_or(1) };
-                t.numel() as u64 * size
+                let bits = if is_float(t.dtype) { dtype.size() * 8 } else { t.dtype.bitsize() };
+                (t.numel() as u64 * bits as u64).div_ceil(8)
             })
             .sum()
     }
@@ -139,18 +128,25 @@ impl WeightsFile {
     }
 }
 
-fn dtype_bytes(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "F64" | "I64" | "U64" => 8,
-        "F32" | "I32" | "U32" => 4,
-        "F16" | "BF16" | "I16" | "U16" => 2,
-        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
-        _ => return None,
-    })
+/// A `safetensors` error in the words of someone who handed us the file.
+fn describe(e: SafeTensorError) -> String {
+    match e {
+        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+            "its header length does not fit the file".into()
+        }
+        SafeTensorError::HeaderTooLarge => "it declares a header over 100 MB".into(),
+        SafeTensorError::InvalidHeader(_) => "its header is not UTF-8 text".into(),
+        SafeTensorError::InvalidHeaderDeserialization(e) => format!("its header is not a safetensors header: {e}"),
+        SafeTensorError::InvalidOffset(name) => format!("tensor {name}: its data range is out of order or overlaps"),
+        SafeTensorError::TensorInvalidInfo => "a tensor's data range does not match its shape and dtype".into(),
+        SafeTensorError::ValidationOverflow => "a tensor's shape is too large (its size overflows)".into(),
+        SafeTensorError::MetadataIncompleteBuffer => "the tensors' data does not fill the file exactly".into(),
+        other => other.to_string(),
+    }
 }
 
-fn is_float(dtype: &str) -> bool {
-    matches!(dtype, "F64" | "F32" | "F16" | "BF16")
+fn is_float(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F64 | Dtype::F32 | Dtype::F16 | Dtype::BF16)
 }
 
 #[cfg(test)]
@@ -191,7 +187,12 @@ mod tests {
         );
         let header = r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}"#;
         let err = WeightsFile::inspect("m", &write_file(dir.path(), header, 8), "").unwrap_err().to_string();
-        assert!(err.contains("tensor a: its data range does not match"), "{err}");
+        assert!(err.contains("a tensor's data range does not match its shape and dtype"), "{err}");
+        let header = r#"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#;
+        let err = WeightsFile::inspect("m", &write_file(dir.path(), header, 8), "").unwrap_err().to_string();
+        assert!(err.contains("a tensor's shape is too large (its size overflows)"), "{err}");
+        let err = WeightsFile::inspect("m", dir.path(), "").unwrap_err().to_string();
+        assert!(err.contains("is not a safetensors file: it is not a regular file"), "{err}");
         let err = WeightsFile::inspect("m", &dir.path().join("absent.safetensors"), "").unwrap_err().to_string();
         assert!(err.contains("cannot read") && err.contains("absent.safetensors"), "{err}");
     }

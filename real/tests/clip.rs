@@ -12,7 +12,8 @@ use vortex::{Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPr
 use vortex_real::clip::{self, ClipEncoder, ModelScore};
 use vortex_real::config::Config;
 use vortex_real::media::{Frame, Video};
-use vortex_real::models::{Models, RealStages};
+use vortex_real::models::Models;
+use vortex_real::stages::RealStages;
 
 fn video(frames: usize) -> Video {
     // Test input standing in for the video stage's output: a gradient that moves frame by frame.
@@ -86,14 +87,14 @@ fn missing_class_embedding_is_a_load_error_not_a_random_tensor() {
 fn verdict_combines_scores_as_configured() {
     let cfg = vortex_real::config::VerificationConfig::default();
     let s = |score, e: Vec<f32>| ModelScore { score, mean_embedding: e, truncated: false };
-    let v = clip::verdict(&s(0.71, vec![1.0, 0.0]), &s(0.90, vec![0.0, 1.0, 0.0]), &cfg);
+    let v = vortex_real::verification::verdict(&s(0.71, vec![1.0, 0.0]), &s(0.90, vec![0.0, 1.0, 0.0]), &cfg);
     assert!((v.ensemble - (0.4 * 0.71 + 0.6 * 0.90)).abs() < 1e-12);
     assert!(v.passed && v.outlier);
     assert_eq!(v.embedding.len(), 5);
     let norm: f32 = v.embedding.iter().map(|x| x * x).sum();
     assert!((norm - 1.0).abs() < 1e-6);
     assert!((v.embedding[0] / v.embedding[3] - 0.4 / 0.6).abs() < 1e-6);
-    let v = clip::verdict(&s(0.69, vec![1.0]), &s(0.80, vec![1.0]), &cfg);
+    let v = vortex_real::verification::verdict(&s(0.69, vec![1.0]), &s(0.80, vec![1.0]), &cfg);
     assert!(!v.passed && !v.outlier);
 }
 
@@ -107,7 +108,7 @@ impl Stages for WithRealClip {
     type Audio = ();
     type Image = ();
     type Video = Video;
-    type Verdict = clip::ClipVerdict;
+    type Verdict = vortex_real::verification::ClipVerdict;
 
     async fn audio(&self, _: &Recipe, _: u32) -> Result<(), StageError> {
         Ok(())
@@ -121,7 +122,12 @@ impl Stages for WithRealClip {
         Ok(video(self.frames))
     }
 
-    async fn clip(&self, recipe: &Recipe, video: &Video, attempt: u32) -> Result<clip::ClipVerdict, StageError> {
+    async fn clip(
+        &self,
+        recipe: &Recipe,
+        video: &Video,
+        attempt: u32,
+    ) -> Result<vortex_real::verification::ClipVerdict, StageError> {
         self.real.clip(recipe, video, attempt).await
     }
 }

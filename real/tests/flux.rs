@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use candle_core::Device;
 use vortex::{AttemptResult, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
-use vortex_real::clip::ClipVerdict;
 use vortex_real::config::Config;
 use vortex_real::executor::ModelError;
 use vortex_real::executor::{CancelToken, Cancelled};
 use vortex_real::flux::FluxPipeline;
 use vortex_real::media::{Frame, Video};
-use vortex_real::models::{Models, RealStages};
+use vortex_real::models::Models;
+use vortex_real::stages::RealStages;
+use vortex_real::verification::ClipVerdict;
 
 #[test]
 fn flux_generates_the_same_image_for_the_same_seed() {
@@ -50,9 +51,9 @@ fn a_quantized_gguf_transformer_generates_through_the_same_pipeline() {
     assert_eq!(a.dimensions(), (64, 64));
     assert_eq!(a.as_raw(), b.as_raw());
     assert_ne!(a.as_raw(), full.as_raw(), "Q4_0 weights change the image a little");
-    let budget = vortex_real::models::Budget::estimate(&config_with(&entry), dir.path()).unwrap();
+    let budget = vortex_real::budget::Budget::estimate(&config_with(&entry), dir.path()).unwrap();
     let flux_bytes = budget.models.iter().find(|m| m.name == "flux").unwrap().resident_bytes;
-    let f32_budget = vortex_real::models::Budget::estimate(
+    let f32_budget = vortex_real::budget::Budget::estimate(
         &config_with(&common::write_tiny_flux(&dir.path().join("f32"))),
         dir.path(),
     )

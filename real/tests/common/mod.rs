@@ -178,8 +178,8 @@ pub fn write_tiny_flux(dir: &Path) -> vortex_real::config::FluxModelConfig {
     let clip_json = r#"{"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "max_position_embeddings": 16, "hidden_act": "quick_gelu"}"#;
     std::fs::write(root.join("clip.json"), clip_json).unwrap();
-    let tower: vortex_real::clip::HfTower = serde_json::from_str(clip_json).unwrap();
-    let clip_cfg = vortex_real::clip::text_config(&tower, 32).unwrap();
+    let tower: vortex_real::hf::HfTower = serde_json::from_str(clip_json).unwrap();
+    let clip_cfg = vortex_real::hf::text_config(&tower, 32).unwrap();
     save("clip.safetensors", &|vb| {
         ClipTextTransformer::new(vb.pp("text_model"), &clip_cfg).unwrap();
     });

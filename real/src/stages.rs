@@ -1,0 +1,130 @@
+//! The real [`Stages`]: each stage sends one job per attempt to its model's worker, and a model
+//! job's error becomes a typed [`StageError`]. Image (Flux) and verification (CLIP) are real;
+//! audio and video, whose models are not built yet, fail loudly, so a slot never completes on
+//! made-up output.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vortex::{Recipe, StageError, Stages};
+
+use crate::clip::ClipEncoder;
+use crate::config::{Config, VerificationConfig};
+use crate::executor::ModelWorker;
+use crate::flux::FluxPipeline;
+use crate::media::{Frame, Video};
+use crate::models::Models;
+use crate::verification::{self, ClipVerdict};
+
+/// The two CLIP models of the ensemble.
+pub struct ClipPair {
+    b32: ModelWorker<ClipEncoder>,
+    l14: ModelWorker<ClipEncoder>,
+}
+
+impl ClipPair {
+    /// The pair, each model on its own worker.
+    pub fn new(b32: ModelWorker<ClipEncoder>, l14: ModelWorker<ClipEncoder>) -> Self {
+        ClipPair { b32, l14 }
+    }
+
+    /// Scores a video's keyframes against the prompt with both models (in parallel, each on its
+    /// thread) and forms the verdict. Dropping the future cancels both.
+    pub async fn verify(
+        &self,
+        prompt: &str,
+        video: &Video,
+        cfg: &VerificationConfig,
+    ) -> Result<ClipVerdict, StageError> {
+        let frames: Arc<Vec<Frame>> = Arc::new(verification::keyframes(video, cfg));
+        if frames.is_empty() {
+            return Err(StageError::new("clip: the video has no frames"));
+        }
+        let job = |prompt: String, frames: Arc<Vec<Frame>>| {
+            move |enc: &mut ClipEncoder, cancel: &crate::executor::CancelToken| {
+                let refs: Vec<&Frame> = frames.iter().collect();
+                crate::clip::score(enc, &prompt, &refs, cancel)
+            }
+        };
+        let (b32, l14) = tokio::join!(
+            self.b32.run(job(prompt.to_string(), frames.clone())),
+            self.l14.run(job(prompt.to_string(), frames)),
+        );
+        let (b32, l14) = (b32.map_err(|e| e.into_stage_error("clip"))?, l14.map_err(|e| e.into_stage_error("clip"))?);
+        if b32.truncated || l14.truncated {
+            tracing::warn!(target: "vortex::model", event = "prompt_truncated", "the prompt is longer than CLIP's context and was truncated");
+        }
+        Ok(verification::verdict(&b32, &l14, cfg))
+    }
+
+    /// How long the last cancelled CLIP job ran on after cancellation (the longer of the two).
+    pub fn last_cancel_overrun(&self) -> Duration {
+        self.b32.last_cancel_overrun().max(self.l14.last_cancel_overrun())
+    }
+}
+
+/// The real `Stages`: image (Flux) and verification (CLIP) are real; audio and video, whose
+/// models are not built yet, fail loudly, so a slot never completes on made-up output.
+pub struct RealStages {
+    models: Models,
+    verification: VerificationConfig,
+}
+
+impl RealStages {
+    /// Stages over loaded models.
+    pub fn new(models: Models, config: &Config) -> Self {
+        RealStages { models, verification: config.verification }
+    }
+
+    /// The loaded models.
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+}
+
+fn not_built(stage: &str, model: &str) -> StageError {
+    StageError::new(format!("the {stage} stage ({model}) is not built yet in real mode; see docs/real-mode.md"))
+}
+
+/// Audio samples (the audio stage is not built yet; nothing produces this type).
+#[derive(Debug)]
+pub struct Audio {
+    /// Mono samples.
+    pub samples: Vec<f32>,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+}
+
+impl Stages for RealStages {
+    type Audio = Audio;
+    type Image = Frame;
+    type Video = Video;
+    type Verdict = ClipVerdict;
+
+    async fn audio(&self, _: &Recipe, _: u32) -> Result<Audio, StageError> {
+        Err(not_built("audio", "Kokoro-82M"))
+    }
+
+    async fn image(&self, recipe: &Recipe, _: u32) -> Result<Frame, StageError> {
+        let Some(flux) = &self.models.flux else {
+            return Err(StageError::new("the image stage needs models.flux in config.yaml"));
+        };
+        let (prompt, seed) = (recipe.prompt.clone(), recipe.seed);
+        flux.run(move |pipeline: &mut FluxPipeline, cancel| pipeline.generate(&prompt, seed, cancel, |_| {}))
+            .await
+            .map_err(|e| e.into_stage_error("image"))
+    }
+
+    async fn video(&self, _: &Recipe, _: &Audio, _: &Frame, _: u32) -> Result<Video, StageError> {
+        Err(not_built("video", "LivePortrait"))
+    }
+
+    async fn clip(&self, recipe: &Recipe, video: &Video, _: u32) -> Result<ClipVerdict, StageError> {
+        match &self.models.clip {
+            Some(pair) => pair.verify(&recipe.prompt, video, &self.verification).await,
+            None => {
+                Err(StageError::new("the clip stage needs both models.clip_b32 and models.clip_l14 in config.yaml"))
+            }
+        }
+    }
+}
