@@ -25,7 +25,7 @@ use crate::outcome::{
 };
 use crate::predictor::{Predictor, Remaining, StaticPredictor};
 use crate::recipe::Recipe;
-use crate::rt::{self, Instant};
+use crate::rt::{self, Stopwatch};
 use crate::stage::{PerStage, Stage, StageError, Stages, Verdict};
 use crate::units::RetryCount;
 
@@ -119,7 +119,7 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         let slot = SlotState::new(recipe.slot_id, deadline);
         info!(target: TARGET, event = "slot_started", slot_id = recipe.slot_id, elapsed_ms = 0.0,
               deadline_ms = ms(deadline), "slot started");
-        let dropped = DroppedSlot { slot_id: recipe.slot_id, start: slot.start };
+        let dropped = DroppedSlot { slot_id: recipe.slot_id, clock: slot.clock.clone() };
         let outcome = match self.drive(&slot, recipe).await {
             Ok(completed) => Outcome::Completed(completed),
             Err(Stop::Aborted(abort)) => Outcome::Aborted(abort),
@@ -171,16 +171,16 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
             Checkpoint::BeforeClip => Remaining::From(Stage::Clip),
         };
         let remaining = self.predictor.remaining(work);
-        if self.fits(slot, remaining) {
+        let elapsed = slot.elapsed();
+        if self.fits(slot, elapsed, remaining) {
             return Ok(());
         }
-        let elapsed = slot.elapsed();
         Err(Stop::Aborted(Abort { checkpoint, elapsed, predicted_finish: elapsed + remaining }))
     }
 
-    /// True when `work` fits in the time left before the deadline, less the safety buffer.
-    fn fits(&self, slot: &SlotState, work: Duration) -> bool {
-        let left = slot.time_left();
+    /// True when `work` fits in the time left before the deadline at `elapsed`, less the buffer.
+    fn fits(&self, slot: &SlotState, elapsed: Duration, work: Duration) -> bool {
+        let left = slot.deadline.saturating_sub(elapsed);
         left >= self.policy.buffer && left - self.policy.buffer >= work
     }
 
@@ -191,38 +191,44 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         Fut: Future<Output = Result<T, StageError>>,
     {
         let max_attempts = self.policy.retries.get(stage) + 1;
-        let stage_start = slot.elapsed();
+        // The clock is read once per attempt start and once per attempt end: in the simulator a
+        // clock read is a large part of a slot's cost.
+        let mut started = slot.elapsed();
+        let stage_start = started;
         for attempt in 0..max_attempts {
             let stage_timeout = *self.policy.timeouts.get(stage);
-            let left = slot.time_left();
+            let left = slot.deadline.saturating_sub(started);
             let limit = stage_timeout.min(left);
-            let record = slot.open_attempt(stage, attempt);
-            let reason = match rt::timeout(limit, attempt_fn(attempt)).await {
+            let record = slot.open_attempt(stage, attempt, started);
+            let outcome = rt::timeout(limit, attempt_fn(attempt)).await;
+            let ended = slot.elapsed();
+            let reason = match outcome {
                 Ok(Ok(output)) => {
-                    let took = slot.close_attempt(record, AttemptResult::Ok);
+                    let took = slot.close_attempt(record, AttemptResult::Ok, ended);
                     self.predictor.observe(stage, took);
-                    let stage_time = slot.elapsed() - stage_start;
+                    let stage_time = ended - stage_start;
                     slot.set_stage_time(stage, stage_time);
-                    emit_complete(slot, stage, attempt + 1, stage_time);
+                    emit_complete(slot.slot_id, stage, attempt + 1, ended, stage_time);
                     return Ok(output);
                 }
                 Ok(Err(error)) => FailReason::Error(error),
                 Err(rt::TimedOut) => FailReason::TimedOut { capped_by_deadline: left < stage_timeout },
             };
-            slot.close_attempt(record, AttemptResult::Failed(reason.kind()));
+            slot.close_attempt(record, AttemptResult::Failed(reason.kind()), ended);
             let attempts = attempt + 1;
             let failure = |retry_skipped| Failure { stage, reason: reason.clone(), attempts, retry_skipped };
             if attempts == max_attempts {
                 return Err(failure(false));
             }
             let backoff = self.policy.backoff_base * 2u32.pow(attempt);
-            if !self.fits(slot, backoff + self.predictor.remaining(Remaining::From(stage))) {
+            if !self.fits(slot, ended, backoff + self.predictor.remaining(Remaining::From(stage))) {
                 return Err(failure(true));
             }
             rt::sleep(backoff).await;
+            started = slot.elapsed();
             // Logged after the backoff, when the retry really starts: a sibling's failure during
             // the backoff drops this future, and no retry is announced that never ran.
-            warn!(target: TARGET, event = "stage_retry", slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()),
+            warn!(target: TARGET, event = "stage_retry", slot_id = slot.slot_id, elapsed_ms = ms(started),
                   stage = stage.name(), next_attempt = attempts, backoff_ms = ms(backoff),
                   reason = reason.kind().name(), "stage retry");
         }
@@ -234,13 +240,13 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
 /// caller gave up on it: a shutdown, a client that went away). Forgotten on the normal path.
 struct DroppedSlot {
     slot_id: u64,
-    start: Instant,
+    clock: Stopwatch,
 }
 
 impl Drop for DroppedSlot {
     fn drop(&mut self) {
         warn!(target: TARGET, event = "slot_cancelled", slot_id = self.slot_id,
-              elapsed_ms = ms(rt::now() - self.start), "slot cancelled from outside");
+              elapsed_ms = ms(self.clock.elapsed()), "slot cancelled from outside");
     }
 }
 
@@ -248,7 +254,7 @@ impl Drop for DroppedSlot {
 /// never held across an await.
 struct SlotState {
     slot_id: u64,
-    start: Instant,
+    clock: Stopwatch,
     deadline: Duration,
     inner: Mutex<SlotLog>,
 }
@@ -268,31 +274,25 @@ struct OpenAttempt {
 impl SlotState {
     fn new(slot_id: u64, deadline: Duration) -> Self {
         let inner = SlotLog { attempts: Vec::with_capacity(8), stage_time: PerStage::default() };
-        SlotState { slot_id, start: rt::now(), deadline, inner: Mutex::new(inner) }
+        SlotState { slot_id, clock: Stopwatch::start(), deadline, inner: Mutex::new(inner) }
     }
 
     fn elapsed(&self) -> Duration {
-        rt::now() - self.start
-    }
-
-    fn time_left(&self) -> Duration {
-        self.deadline.saturating_sub(self.elapsed())
+        self.clock.elapsed()
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, SlotLog> {
         self.inner.lock().expect("slot log poisoned")
     }
 
-    fn open_attempt(&self, stage: Stage, attempt: u32) -> usize {
-        let start = self.elapsed();
+    fn open_attempt(&self, stage: Stage, attempt: u32, start: Duration) -> usize {
         let mut log = self.log();
         log.attempts.push(OpenAttempt { stage, attempt, start, end: None });
         log.attempts.len() - 1
     }
 
-    /// Records how an attempt ended and returns how long it ran.
-    fn close_attempt(&self, index: usize, result: AttemptResult) -> Duration {
-        let end = self.elapsed();
+    /// Records how an attempt ended at `end` and returns how long it ran.
+    fn close_attempt(&self, index: usize, result: AttemptResult, end: Duration) -> Duration {
         let mut log = self.log();
         let open = &mut log.attempts[index];
         assert!(open.end.is_none(), "attempt closed twice");
@@ -323,7 +323,7 @@ impl SlotState {
             assert!(timing.stage_ms.get(stage).is_none_or(|t| t <= timing.total_ms), "a stage outlasted its slot");
         }
         SlotResult {
-            meta: SlotMeta { slot_id: self.slot_id, start: self.start, end, deadline },
+            meta: SlotMeta { slot_id: self.slot_id, start: self.clock.started_at(), end, deadline },
             outcome,
             timing,
             attempts,
@@ -332,14 +332,14 @@ impl SlotState {
     }
 }
 
-fn emit_complete(slot: &SlotState, stage: Stage, attempts: u32, took: Duration) {
+fn emit_complete(slot_id: u64, stage: Stage, attempts: u32, at: Duration, took: Duration) {
     let (event, message) = match stage {
         Stage::Audio => ("audio_complete", "audio complete"),
         Stage::Image => ("image_complete", "image complete"),
         Stage::Video => ("video_complete", "video complete"),
         Stage::Clip => ("clip_complete", "clip complete"),
     };
-    info!(target: TARGET, event, slot_id = slot.slot_id, elapsed_ms = ms(slot.elapsed()), stage = stage.name(),
+    info!(target: TARGET, event, slot_id, elapsed_ms = ms(at), stage = stage.name(),
           attempts, stage_ms = ms(took), "{message}");
 }
 

@@ -168,8 +168,9 @@ impl Sim {
         let queue_delay = self.backlog;
         // A slot that waited for the GPU has that much less of its deadline left.
         let deadline = self.scenario.deadline.saturating_sub(queue_delay);
-        let recorders = [Recorder::default(), Recorder::default()];
-        let guard = capture.then(|| recorders[0].set_default());
+        // Recorders only when capturing: each is an allocation, and a run has millions of slots.
+        let recorders = capture.then(|| [Recorder::default(), Recorder::default()]);
+        let guard = recorders.as_ref().map(|r| r[0].set_default());
         let result = self.scheduler.run_slot(&self.recipe, deadline).await;
         drop(guard);
         let mut cancelled_tails = Duration::ZERO;
@@ -191,12 +192,12 @@ impl Sim {
                     &self.scenario.orchestration,
                 )
                 .with_predictive_abort(false);
-                let _guard = capture.then(|| recorders[1].set_default());
+                let _guard = recorders.as_ref().map(|r| r[1].set_default());
                 Some(no_abort.run_slot(&self.recipe, deadline).await)
             }
             _ => None,
         };
-        let events = recorders.map(|r| if capture { r.events() } else { Vec::new() });
+        let events = recorders.map_or_else(Default::default, |r| r.map(|r| r.events()));
         SimSlot { result, counterfactual, queue_delay, cancelled_tails, events }
     }
 }

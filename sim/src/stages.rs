@@ -31,6 +31,11 @@ impl Plan {
         if let Some(drift) = scenario.drift.as_ref().filter(|d| *d.stages.get(stage)) {
             latency *= drift.factor(slot);
         }
+        if model.hang == 0.0 && model.transient_failure == 0.0 {
+            // Nothing to draw: the fault stream could not change the plan (and skipping it saves
+            // a ChaCha block refill per attempt).
+            return Plan::Finish(latency);
+        }
         let mut fault = stream(scenario.seed, slot, stage, attempt, Purpose::Fault);
         let (hang, fail, fraction) = (fault.gen::<f64>(), fault.gen::<f64>(), fault.gen::<f64>());
         if hang < model.hang {
@@ -53,7 +58,9 @@ impl Plan {
 
 /// Whether the simulated CLIP self-check of `slot` passes.
 pub fn clip_passes(scenario: &Scenario, slot: u64, attempt: u32) -> bool {
-    stream(scenario.seed, slot, Stage::Clip, attempt, Purpose::Reject).gen::<f64>() >= scenario.stages.clip.reject
+    scenario.stages.clip.reject == 0.0
+        || stream(scenario.seed, slot, Stage::Clip, attempt, Purpose::Reject).gen::<f64>()
+            >= scenario.stages.clip.reject
 }
 
 /// The simulated verdict: only pass or fail, since there are no real scores to report.
