@@ -20,8 +20,7 @@ mod bench {
 
     use criterion::{Criterion, Throughput};
     use vortex_sim::montecarlo::MonteCarlo;
-    use vortex_sim::tally::SlotKind;
-    use vortex_sim::{Override, RunOptions, Scenario};
+    use vortex_sim::{Override, Scenario, Simulator, SlotKind};
 
     const SLOTS: u64 = 20_000;
 
@@ -35,12 +34,10 @@ mod bench {
         let mut c = Criterion::default().sample_size(10).configure_from_args();
         let mut group = c.benchmark_group("rtx3060-nominal");
         group.throughput(Throughput::Elements(SLOTS));
-        group.bench_function("simulator, 1 worker", |b| {
-            b.iter(|| black_box(vortex_sim::run(&s, RunOptions { workers: 1, progress: false })))
-        });
-        group.bench_function("simulator, all cores", |b| {
-            b.iter(|| black_box(vortex_sim::run(&s, RunOptions { workers: 0, progress: false })))
-        });
+        let one = Simulator::new(s.clone()).workers(1);
+        group.bench_function("simulator, 1 worker", |b| b.iter(|| black_box(one.run())));
+        let all = Simulator::new(s.clone()).workers(0);
+        group.bench_function("simulator, all cores", |b| b.iter(|| black_box(all.run())));
         group.bench_function("monte carlo floor, 1 core", |b| {
             let mc = MonteCarlo::new(&s);
             b.iter(|| {

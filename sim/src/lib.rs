@@ -1,42 +1,66 @@
 //! # vortex-sim: the slot scheduler in virtual time
 //!
 //! The real [`vortex::SlotScheduler`] runs in madsim's deterministic virtual time against
-//! [`SimStages`], whose latencies and failures are drawn from a [`Scenario`] file. It answers
-//! "what P99 and abort rate will this config give under these conditions?" for tens of thousands
-//! of slots in seconds.
+//! simulated stages whose latencies and failures are drawn from a [`Scenario`] file. It answers
+//! "what P99 and abort rate will this config give under these conditions?" for hundreds of
+//! thousands of slots per second.
+//!
+//! ## The front door
+//! - [`Scenario::load`] reads a scenario file (with `--set` [`Override`]s).
+//! - [`Simulator`] runs it ([`Simulator::run`], or one [`Shard`] of it with
+//!   [`Simulator::run_shard`]) and replays single slots ([`Simulator::replay`]); a [`Run`] gives
+//!   its [`Report`] (table, JSON), its plot, or a shard file.
+//! - [`sweep`] runs a grid of overrides and recommends the best point under an objective.
+//! - [`merge`] joins shard files into the unsharded run's or sweep's result, byte for byte.
 //!
 //! ```text
-//! Scenario (YAML) ─► runner: chunks of slots, one madsim runtime each, all cores
-//!                      └─► SlotScheduler + SimStages (keyed ChaCha draws, simulated GPU)
-//!                  ─► Tally (integer µs, hdrhistogram) ─► Report: table / JSON / SVG
+//! Scenario (YAML) ─► Simulator ─► runner: chunks of slots, one madsim runtime each, worker pool
+//!                                   └─► SlotScheduler + simulated stages (keyed ChaCha draws, GPU)
+//!                 ─► Tally (integer µs, hdrhistogram) ─► Report: table / JSON / SVG, or a shard file
 //! ```
 //!
 //! Build it with `--cfg madsim` through the cargo aliases: `cargo sim -- run SCENARIO`,
-//! `cargo sim-test`. Scenario parsing and reports compile in either mode; the [`runner`] exists only
-//! in the simulator build.
+//! `cargo sim-test`. Scenario parsing, reports and merging compile in either mode; running needs
+//! the simulator build.
 //!
 //! Determinism: every latency, failure and rejection comes from a ChaCha stream keyed by
-//! (seed, slot, stage, attempt, purpose) ([`rng`]); madsim's own seed only moves scheduling by
+//! (seed, slot, stage, attempt, purpose); madsim's own seed only moves scheduling by
 //! nanoseconds, and it is fixed per chunk of slots. The same scenario and seed give byte-identical
-//! JSON on any machine and with any number of workers.
+//! JSON on any machine, with any number of workers, whole or merged from shards.
+//!
+//! Environment: `MADSIM_TEST_SEED` pins the seed of simulated tests (`.cargo/config.toml`);
+//! nothing else changes behaviour.
 
 #![deny(missing_docs)]
 
-pub mod dist;
-pub mod gpu;
+mod dist;
+// The simulated stages run only in the simulator build; the normal build compiles them so that
+// `cargo clippy --workspace` checks them.
+#[cfg_attr(not(madsim), allow(dead_code))]
+mod gpu;
 pub mod montecarlo;
-pub mod plot;
+mod plot;
+#[cfg_attr(not(madsim), allow(dead_code))]
+mod pool;
 pub mod report;
-pub mod rng;
+mod rng;
 #[cfg(madsim)]
-pub mod runner;
+mod runner;
 pub mod scenario;
-pub mod stages;
+mod simulator;
+#[cfg_attr(not(madsim), allow(dead_code))]
+mod stages;
 pub mod sweep;
-pub mod tally;
+mod tally;
 
-pub use report::Report;
+pub use dist::Latency;
+pub use plot::sweep_svg;
+pub use report::{Report, RunInfo};
 #[cfg(madsim)]
-pub use runner::{replay, run, RunOptions};
+pub use runner::Replay;
 pub use scenario::{Override, Scenario};
-pub use stages::SimStages;
+pub use simulator::{merge, Merged, Run, Shard, Simulator, MAX_SHARDS, MAX_SHARD_FILE_BYTES, SHARD_FORMAT};
+pub use tally::SlotKind;
+
+/// Writes `contents` to `path` atomically (a temporary file beside it, then a rename).
+pub use report::write_atomic;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vortex_sim::sweep::{Objective, Vary};
-use vortex_sim::Override;
+use vortex_sim::{Override, Shard};
 
 /// Simulate the Vortex slot scheduler under a scenario's latencies and failures, in virtual time.
 #[derive(Parser)]
@@ -48,6 +48,10 @@ enum Command {
         /// Worker threads (default: one per core); the report does not depend on it.
         #[arg(long, default_value_t = 0)]
         workers: usize,
+        /// Run only part K of N (K from 0) and write a shard file to --json; `merge` joins the
+        /// parts into the report of the whole run. Back-to-back scenarios cannot be sharded.
+        #[arg(long, value_name = "K/N", requires = "json")]
+        shard: Option<Shard>,
     },
     /// Run a scenario over a grid of parameter values and recommend the best point.
     Sweep {
@@ -71,6 +75,10 @@ enum Command {
         /// Worker threads (default: one per core); points run in parallel, results do not depend on it.
         #[arg(long, default_value_t = 0)]
         workers: usize,
+        /// Run only the grid points of part K of N (K from 0) and write a shard file to --json;
+        /// `merge` joins the parts into the whole sweep's result.
+        #[arg(long, value_name = "K/N", requires = "json")]
+        shard: Option<Shard>,
     },
     /// Re-run one slot and print its full event timeline in virtual time.
     Replay {
@@ -80,16 +88,76 @@ enum Command {
         #[arg(long)]
         slot: u64,
     },
+    /// Join the shard files of one run or sweep (`--shard K/N --json FILE`) into its result,
+    /// byte for byte the unsharded run's.
+    Merge {
+        /// Every shard file of the run or sweep, in any order.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write the merged report (or sweep result) as JSON to this path.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Draw the merged run's latency plot, or the sweep's trade-offs, as SVG.
+        #[arg(long, value_name = "PATH.svg")]
+        plot: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Merging needs no simulation, so it works in either build.
+    if let Command::Merge { shards, json, plot } = cli.command {
+        return finish(merge(&shards, json, plot));
+    }
+    finish(run(cli))
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn write(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    vortex_sim::write_atomic(path, contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn merge(paths: &[PathBuf], json: Option<PathBuf>, plot: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = vortex::yaml::read_text(path, vortex_sim::MAX_SHARD_FILE_BYTES)?;
+        files.push((path.display().to_string(), text));
+    }
+    match vortex_sim::merge(&files).map_err(anyhow::Error::msg)? {
+        vortex_sim::Merged::Run(run) => {
+            let report = run.report();
+            print!("{}", report.to_table(run.info()));
+            if let Some(path) = json {
+                write(&path, &report.to_json())?;
+            }
+            if let Some(path) = plot {
+                write(&path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
+            }
+        }
+        vortex_sim::Merged::Sweep(sweep) => {
+            print!("{}", sweep.report.to_table(&sweep.objective, &sweep.set));
+            if let Some(path) = json {
+                write(&path, &sweep.report.to_json())?;
+            }
+            if let Some(path) = plot {
+                let title = format!("sweep of {}: {}", paths[0].display(), sweep.objective);
+                write(&path, &vortex_sim::sweep_svg(&title, &sweep.report).map_err(anyhow::Error::msg)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(not(madsim))]
@@ -103,29 +171,28 @@ fn run(_: Cli) -> anyhow::Result<()> {
 #[cfg(madsim)]
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { scenario, slots, json, plot, workers } => commands::run(scenario, slots, json, plot, workers),
-        Command::Sweep { scenario, slots, vary, objective, json, plot, workers } => {
-            commands::sweep(scenario, slots, &vary, &objective, json, plot, workers)
+        Command::Run { scenario, slots, json, plot, workers, shard } => {
+            commands::run(scenario, slots, json, plot, workers, shard)
+        }
+        Command::Sweep { scenario, slots, vary, objective, json, plot, workers, shard } => {
+            commands::sweep(scenario, slots, &vary, &objective, json, plot, workers, shard)
         }
         Command::Replay { scenario, slot } => commands::replay(scenario, slot),
+        Command::Merge { .. } => unreachable!("handled before the simulation"),
     }
 }
 
 #[cfg(madsim)]
 mod commands {
-    use std::io::IsTerminal;
     use std::path::PathBuf;
-    use std::sync::Arc;
 
-    use anyhow::Context;
-    use vortex_sim::report::write_atomic;
     use vortex_sim::sweep::{Objective, Vary};
-    use vortex_sim::{Override, Report, RunOptions, Scenario};
+    use vortex_sim::{Override, Scenario, Shard, Simulator};
 
-    use super::ScenarioArgs;
+    use super::{write, ScenarioArgs};
 
-    fn load(args: &ScenarioArgs, slots: Option<u64>) -> anyhow::Result<Arc<Scenario>> {
-        Ok(Arc::new(Scenario::load(&args.scenario, &overrides(args, slots))?))
+    fn load(args: &ScenarioArgs, slots: Option<u64>) -> anyhow::Result<Scenario> {
+        Ok(Scenario::load(&args.scenario, &overrides(args, slots))?)
     }
 
     fn overrides(args: &ScenarioArgs, slots: Option<u64>) -> Vec<Override> {
@@ -141,12 +208,7 @@ mod commands {
         overrides
     }
 
-    fn write(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
-        write_atomic(path, contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-        Ok(())
-    }
-
+    #[allow(clippy::too_many_arguments)]
     pub fn sweep(
         args: ScenarioArgs,
         slots: Option<u64>,
@@ -155,30 +217,31 @@ mod commands {
         json: Option<PathBuf>,
         plot: Option<PathBuf>,
         workers: usize,
+        shard: Option<Shard>,
     ) -> anyhow::Result<()> {
         let points = vortex_sim::sweep::scenarios(&args.scenario, &overrides(&args, slots), vary)?;
-        let total: u64 = points.iter().map(|(_, s)| s.slots).sum();
-        let bar = indicatif::ProgressBar::new(total);
-        if !std::io::stderr().is_terminal() {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} slots over {msg} [{bar:30}] eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("{} points", points.len()));
         let started = std::time::Instant::now();
-        let report = vortex_sim::sweep::run(points, objective, workers, &|n| bar.inc(n));
-        bar.finish_and_clear();
+        let shard = shard.unwrap_or(Shard::WHOLE);
+        let sweep = vortex_sim::sweep::run(points, shard, workers, true);
+        let took = started.elapsed().as_secs_f64();
+        if !shard.is_whole() {
+            let path = json.expect("clap requires --json with --shard");
+            write(&path, &sweep.to_shard_json(objective, &args.set))?;
+            eprintln!(
+                "simulated shard {shard}: {} slots in {took:.2} s of wall time; `vortex-sim merge` joins the shards",
+                sweep.slots()
+            );
+            return Ok(());
+        }
+        let report = sweep.report(objective);
         print!("{}", report.to_table(objective, &args.set));
-        eprintln!("simulated {total} slots in {:.2} s of wall time", started.elapsed().as_secs_f64());
+        eprintln!("simulated {} slots in {took:.2} s of wall time", sweep.slots());
         if let Some(path) = json {
             write(&path, &report.to_json())?;
         }
         if let Some(path) = plot {
             let title = format!("sweep of {}: {objective}", args.scenario.display());
-            write(&path, &vortex_sim::plot::sweep_svg(&title, &report).map_err(anyhow::Error::msg)?)?;
+            write(&path, &vortex_sim::sweep_svg(&title, &report).map_err(anyhow::Error::msg)?)?;
         }
         Ok(())
     }
@@ -189,33 +252,38 @@ mod commands {
         json: Option<PathBuf>,
         plot: Option<PathBuf>,
         workers: usize,
+        shard: Option<Shard>,
     ) -> anyhow::Result<()> {
-        let scenario = load(&args, slots)?;
-        let options = RunOptions { workers, progress: std::io::stderr().is_terminal() };
+        let simulator = Simulator::new(load(&args, slots)?).workers(workers).progress(true);
         let started = std::time::Instant::now();
-        let tally = vortex_sim::run(&scenario, options);
-        let report = Report::new(&scenario, &tally);
-        print!("{}", report.to_table(&scenario));
+        if let Some(shard) = shard {
+            let run = simulator.run_shard(shard).map_err(anyhow::Error::msg)?;
+            let path = json.expect("clap requires --json with --shard");
+            write(&path, &run.to_shard_json())?;
+            eprintln!(
+                "simulated shard {shard}: {} slots in {:.2} s of wall time; `vortex-sim merge` joins the shards",
+                run.report().slots,
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        let run = simulator.run();
+        let report = run.report();
+        print!("{}", report.to_table(run.info()));
         eprintln!("simulated {} slots in {:.2} s of wall time", report.slots, started.elapsed().as_secs_f64());
         if let Some(path) = json {
             write(&path, &report.to_json())?;
         }
         if let Some(path) = plot {
-            write(&path, &vortex_sim::plot::latency_svg(&scenario, &tally).map_err(anyhow::Error::msg)?)?;
+            write(&path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
         }
         Ok(())
     }
 
     pub fn replay(args: ScenarioArgs, slot: u64) -> anyhow::Result<()> {
-        let scenario = load(&args, None)?;
-        anyhow::ensure!(
-            slot < scenario.slots,
-            "--slot {slot} is out of range: scenario {} has slots 0..{}",
-            scenario.name,
-            scenario.slots
-        );
-        let replay = vortex_sim::replay(&scenario, slot);
-        print!("{}", vortex_sim::runner::render_replay(&scenario, slot, &replay));
+        let simulator = Simulator::new(load(&args, None)?);
+        let replay = simulator.replay(slot).map_err(anyhow::Error::msg)?;
+        print!("{}", simulator.render_replay(slot, &replay));
         Ok(())
     }
 }

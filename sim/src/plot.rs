@@ -3,16 +3,16 @@
 
 use plotters::prelude::*;
 
-use crate::scenario::Scenario;
+use crate::report::RunInfo;
 use crate::tally::Tally;
 
 /// Histogram bins across the x range.
 const BINS: u64 = 80;
 
 /// Renders the plot as SVG text.
-pub fn latency_svg(scenario: &Scenario, tally: &Tally) -> Result<String, String> {
-    let deadline_s = scenario.deadline.as_secs_f64();
-    let threshold_s = deadline_s - scenario.orchestration.deadline_buffer_s.get();
+pub fn latency_svg(info: &RunInfo, tally: &Tally) -> Result<String, String> {
+    let deadline_s = info.deadline_s;
+    let threshold_s = deadline_s - info.buffer_s;
     let total = &tally.total;
     let max_s = if total.count() > 0 { total.max_us as f64 / 1e6 } else { 0.0 };
     let x_max = (max_s.max(deadline_s) * 1.05).ceil();
@@ -37,10 +37,10 @@ pub fn latency_svg(scenario: &Scenario, tally: &Tally) -> Result<String, String>
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let caption = format!(
             "{}: total slot latency, {} completed of {} slots (seed {})",
-            scenario.name,
+            info.scenario,
             total.count(),
             tally.slots,
-            scenario.seed
+            info.seed
         );
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 20))

@@ -5,11 +5,48 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vortex::{PerStage, Stage};
 
 use crate::scenario::Scenario;
 use crate::tally::{CheckpointKey, Latencies, SlotKind, Tally};
+
+/// What a report says about the run besides its tally: enough to render a report, a table or a
+/// plot without the scenario file (a merge of shards has only the shards).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario seed.
+    pub seed: u64,
+    /// Slots of the whole run.
+    pub slots: u64,
+    /// Each slot's deadline, seconds.
+    pub deadline_s: f64,
+    /// `orchestration.deadline_buffer_s`.
+    pub buffer_s: f64,
+    /// True for back-to-back slots (a `cadence`).
+    pub cadence: bool,
+    /// A digest of every setting that moves a result (the scenario after `--set`, its
+    /// orchestration, its distributions), so that shards of different runs are never merged.
+    pub fingerprint: String,
+}
+
+impl RunInfo {
+    /// The run information of a loaded scenario.
+    pub fn of(scenario: &Scenario) -> RunInfo {
+        RunInfo {
+            scenario: scenario.name.clone(),
+            seed: scenario.seed,
+            slots: scenario.slots,
+            deadline_s: scenario.deadline.as_secs_f64(),
+            buffer_s: scenario.orchestration.deadline_buffer_s.get(),
+            cadence: scenario.cadence.is_some(),
+            fingerprint: scenario.fingerprint(),
+        }
+    }
+}
 
 /// The report of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +104,22 @@ pub struct Outcomes {
     pub failed: PerStage<u64>,
     /// Completed slots whose self-check failed (also counted as on time or late).
     pub clip_rejected: u64,
+}
+
+impl Outcomes {
+    /// Slots of one kind.
+    pub fn count(&self, kind: SlotKind) -> u64 {
+        match kind {
+            SlotKind::OnTime => self.on_time,
+            SlotKind::Late => self.late,
+            SlotKind::Aborted(CheckpointKey::BeforeStart) => self.aborted_before_start,
+            SlotKind::Aborted(CheckpointKey::BeforeVideo) => self.aborted_before_video,
+            SlotKind::Aborted(CheckpointKey::BeforeClip) => self.aborted_before_clip,
+            SlotKind::TimedOut(s) => *self.timed_out.get(s),
+            SlotKind::DeadlineCapped(s) => *self.deadline_capped.get(s),
+            SlotKind::Failed(s) => *self.failed.get(s),
+        }
+    }
 }
 
 /// Rates.
@@ -192,14 +245,14 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 
 impl Report {
     /// Builds the report from a run's tally.
-    pub fn new(scenario: &Scenario, tally: &Tally) -> Report {
+    pub fn new(info: &RunInfo, tally: &Tally) -> Report {
         let slots = tally.slots;
         let on_time = tally.count(SlotKind::OnTime);
         let aborted = tally.aborted();
         let on_time_rate = ratio(on_time, slots).unwrap_or(0.0);
         Report {
-            scenario: scenario.name.clone(),
-            seed: scenario.seed,
+            scenario: info.scenario.clone(),
+            seed: info.seed,
             slots,
             outcomes: Outcomes {
                 on_time,
@@ -224,9 +277,9 @@ impl Report {
             latency_ms: LatencyMs { total: Summary::of(&tally.total), stages: tally.stages.as_ref().map(Summary::of) },
             wasted_gpu_s: round3(tally.wasted_us as f64 / 1e6),
             examples: tally.examples.iter().map(|(k, v)| (k.name(), v.clone())).collect(),
-            cadence: scenario
+            cadence: info
                 .cadence
-                .map(|_| CadenceReport { queue_delay_ms: Summary::of(&tally.queue), delayed_slots: tally.delayed }),
+                .then(|| CadenceReport { queue_delay_ms: Summary::of(&tally.queue), delayed_slots: tally.delayed }),
         }
     }
 
@@ -236,21 +289,16 @@ impl Report {
     }
 
     /// The report as a table for a terminal.
-    pub fn to_table(&self, scenario: &Scenario) -> String {
+    pub fn to_table(&self, info: &RunInfo) -> String {
         let o = &self.outcomes;
         let r = &self.rates;
-        let orch = &scenario.orchestration;
         let pct = |x: f64| format!("{:.2}%", x * 100.0);
         let opt_pct = |x: Option<f64>| x.map_or("-".into(), pct);
         let mut t = String::new();
         let _ = writeln!(
             t,
             "scenario {}  seed {}  slots {}  deadline {} s  buffer {} s",
-            self.scenario,
-            self.seed,
-            self.slots,
-            scenario.deadline.as_secs_f64(),
-            orch.deadline_buffer_s.get()
+            self.scenario, self.seed, self.slots, info.deadline_s, info.buffer_s
         );
         let _ = writeln!(t);
         let _ = writeln!(t, "outcome                     slots      share");

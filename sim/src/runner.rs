@@ -11,29 +11,21 @@
 //!   slot as on a director): one worker runs the chunks in order, carrying the GPU backlog and the
 //!   predictor from chunk to chunk.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use vortex::events::{RecordedEvent, Recorder};
 use vortex::{ConfiguredPredictor, Outcome, Recipe, SlotReport, SlotScheduler};
 
+use crate::pool;
 use crate::rng::splitmix64;
 use crate::scenario::Scenario;
+use crate::simulator::Shard;
 use crate::stages::SimStages;
 use crate::tally::Tally;
 
 /// Slots per chunk (and per madsim runtime).
 pub const CHUNK_SLOTS: u64 = 1024;
-
-/// How to run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
-    /// Worker threads; 0 means one per core. Sequential scenarios use one.
-    pub workers: usize,
-    /// Show a progress bar on stderr (hidden when stderr is not a terminal).
-    pub progress: bool,
-}
 
 /// The result of one replayed slot.
 #[derive(Debug)]
@@ -50,78 +42,36 @@ pub struct Replay {
     pub queue_delay: Duration,
 }
 
-/// The number of worker threads `workers` asks for (0: one per core).
-pub fn worker_count(workers: usize) -> usize {
-    match workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-}
-
-/// Runs every slot of `scenario` and tallies the results.
-pub fn run(scenario: &Arc<Scenario>, options: RunOptions) -> Tally {
-    let progress = progress_bar(options.progress, scenario.slots);
-    let tally = run_with(scenario, options.workers, &|n| progress.inc(n));
-    progress.finish_and_clear();
-    tally
-}
-
-/// Runs every slot, calling `done(n)` as slots finish (for progress bars).
-pub fn run_with(scenario: &Arc<Scenario>, workers: usize, done: &(dyn Fn(u64) + Sync)) -> Tally {
+/// Runs the chunks of `scenario` whose index is `shard.index` modulo `shard.count` (every chunk
+/// for the whole run) and tallies their slots, calling `done(n)` as slots finish.
+pub fn run_chunks(scenario: &Arc<Scenario>, shard: Shard, workers: usize, done: &(dyn Fn(u64) + Sync)) -> Tally {
     let chunks = scenario.slots.div_ceil(CHUNK_SLOTS);
+    let mine: Vec<u64> = (0..chunks).filter(|c| shard.owns(*c)).collect();
     if scenario.sequential() {
+        assert!(shard.is_whole(), "slots that depend on each other cannot be sharded");
         let mut sim = Sim::new(scenario.clone());
         let mut tally = Tally::default();
-        for chunk in 0..chunks {
+        for chunk in mine {
             let before = tally.slots;
             run_chunk(&mut sim, chunk, &mut tally);
             done(tally.slots - before);
         }
         return tally;
     }
-    let workers = worker_count(workers).min(chunks as usize);
-    let next = AtomicUsize::new(0);
     // Each worker keeps one tally across its chunks (a tally's histograms are large to allocate);
     // every part of a tally merges commutatively, so the result does not depend on which worker
     // ran which chunk.
-    let tallies: Vec<Tally> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut tally = Tally::default();
-                    loop {
-                        let chunk = next.fetch_add(1, Ordering::Relaxed) as u64;
-                        if chunk >= chunks {
-                            return tally;
-                        }
-                        let before = tally.slots;
-                        run_chunk(&mut Sim::new(scenario.clone()), chunk, &mut tally);
-                        done(tally.slots - before);
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("simulation worker panicked")).collect()
+    let tallies = pool::for_each_job(mine.len() as u64, workers, Tally::default, |tally, i| {
+        let before = tally.slots;
+        run_chunk(&mut Sim::new(scenario.clone()), mine[i as usize], tally);
+        done(tally.slots - before);
     });
     let mut total = Tally::default();
     for tally in &tallies {
         total.merge(tally);
     }
-    assert_eq!(total.slots, scenario.slots, "every slot is counted once");
+    assert_eq!(total.slots, shard.slots_of(scenario.slots, CHUNK_SLOTS), "every slot of the shard is counted once");
     total
-}
-
-fn progress_bar(enabled: bool, slots: u64) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(slots);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} slots [{bar:30}] {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 /// The madsim seed of a chunk: its scheduling jitter is then fixed by the scenario seed alone.

@@ -214,6 +214,13 @@ pub struct Override {
     pub value: Value,
 }
 
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = serde_yaml_ng::to_string(&self.value).map_err(|_| std::fmt::Error)?;
+        write!(f, "{}={}", self.key, value.trim_end())
+    }
+}
+
 impl std::str::FromStr for Override {
     type Err = String;
 
@@ -327,6 +334,28 @@ impl Scenario {
             cadence,
             origin: origin.to_string(),
         })
+    }
+
+    /// A digest of every setting that moves a result: two runs with equal fingerprints give equal
+    /// reports. The file's path is left out, so shards run from different checkouts still match.
+    pub fn fingerprint(&self) -> String {
+        let settings = format!(
+            "{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.name,
+            self.seed,
+            self.slots,
+            self.deadline,
+            self.orchestration,
+            self.stages,
+            self.gpu,
+            self.drift,
+            self.cadence
+        );
+        // Two independent 64-bit FNV-1a hashes: a 128-bit digest, stable across machines and
+        // Rust versions (unlike `DefaultHasher`).
+        let fnv =
+            |basis: u64| settings.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+        format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
     }
 
     /// True when slots must run one after another: the GPU carries over between slots (cadence)

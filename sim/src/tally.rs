@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vortex::{AttemptResult, Checkpoint, FailureKind, Outcome, PerStage, SlotResult, Stage};
 
 /// Example slot indices kept per outcome kind.
@@ -14,12 +15,16 @@ pub const EXAMPLES_PER_KIND: usize = 5;
 const HIST_MAX_US: u64 = 3_600_000_000;
 
 /// A latency histogram (hdrhistogram, 3 significant digits) with the exact sum, min and max.
+///
+/// Serialized (in shard files) as its recorded buckets, `[value_us, count]` pairs: recording them
+/// again rebuilds the very same histogram, so a merge of shards equals the unsharded run.
 #[derive(Debug, Clone)]
 pub struct Latencies {
     /// The histogram, in microseconds.
     pub hist: Histogram<u64>,
-    /// Exact sum, for the mean.
-    pub sum_us: u128,
+    /// Exact sum, for the mean. At most `MAX_SLOTS` (1e8) values of at most `HIST_MAX_US`
+    /// (3.6e9) each: 3.6e17, well inside a u64 (1.8e19).
+    pub sum_us: u64,
     /// Exact smallest value.
     pub min_us: u64,
     /// Exact largest value.
@@ -37,12 +42,42 @@ impl Default for Latencies {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatenciesFile {
+    buckets: Vec<[u64; 2]>,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl Serialize for Latencies {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let buckets = self.hist.iter_recorded().map(|v| [v.value_iterated_to(), v.count_at_value()]).collect();
+        LatenciesFile { buckets, sum_us: self.sum_us, min_us: self.min_us, max_us: self.max_us }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Latencies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let file = LatenciesFile::deserialize(d)?;
+        let mut l = Latencies { sum_us: file.sum_us, min_us: file.min_us, max_us: file.max_us, ..Default::default() };
+        for [value, count] in file.buckets {
+            if value > HIST_MAX_US {
+                return Err(serde::de::Error::custom(format!("latency {value} µs is above the histogram's range")));
+            }
+            l.hist.record_n(value, count).map_err(|e| serde::de::Error::custom(format!("bucket {value}: {e}")))?;
+        }
+        Ok(l)
+    }
+}
+
 impl Latencies {
     /// Records one latency.
     pub fn record(&mut self, d: Duration) {
         let us = micros(d).min(HIST_MAX_US);
         self.hist.record(us).expect("value within the histogram's bounds");
-        self.sum_us += us as u128;
+        self.sum_us += us;
         self.min_us = self.min_us.min(us);
         self.max_us = self.max_us.max(us);
     }
@@ -67,7 +102,8 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 /// How a slot ended, as the report counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SlotKind {
     /// Completed by the deadline.
     OnTime,
@@ -84,7 +120,8 @@ pub enum SlotKind {
 }
 
 /// What the report keeps example slot indices of: each slot kind, and rejected self-checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExampleKey {
     /// Slots of one kind.
     Slot(SlotKind),
@@ -103,7 +140,9 @@ impl ExampleKey {
 }
 
 /// `Checkpoint`, ordered for use as a map key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the checkpoints' own names
 pub enum CheckpointKey {
     /// Before audio and image.
     BeforeStart,
@@ -153,12 +192,14 @@ impl SlotKind {
     }
 }
 
-/// Everything a report needs, accumulated slot by slot.
-#[derive(Debug, Clone, Default)]
+/// Everything a report needs, accumulated slot by slot. Serialized in shard files.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tally {
     /// Slots counted.
     pub slots: u64,
     /// Slots per outcome kind.
+    #[serde(with = "pairs")]
     pub kinds: BTreeMap<SlotKind, u64>,
     /// Completed slots whose CLIP self-check failed.
     pub clip_rejected: u64,
@@ -173,8 +214,9 @@ pub struct Tally {
     /// Latency of finished attempts (success or error), per stage.
     pub stages: PerStage<Latencies>,
     /// Attempt time (every attempt, cancelled ones included) on slots that did not finish on time.
-    pub wasted_us: u128,
+    pub wasted_us: u64,
     /// The first few slot indices of each kind (and `clip_rejected`).
+    #[serde(with = "pairs")]
     pub examples: BTreeMap<ExampleKey, Vec<u64>>,
     /// With a cadence: how long each slot waited for the GPU after its scheduled start.
     pub queue: Latencies,
@@ -217,11 +259,11 @@ impl Tally {
                 self.stages.get_mut(a.stage).record(a.duration);
             }
             if kind != SlotKind::OnTime {
-                self.wasted_us += micros(a.duration) as u128;
+                self.wasted_us = self.wasted_us.saturating_add(micros(a.duration));
             }
         }
         if kind != SlotKind::OnTime {
-            self.wasted_us += micros(cancelled_tails) as u128;
+            self.wasted_us = self.wasted_us.saturating_add(micros(cancelled_tails));
         }
     }
 
@@ -256,7 +298,7 @@ impl Tally {
         for s in Stage::ALL {
             self.stages.get_mut(s).merge(other.stages.get(s));
         }
-        self.wasted_us += other.wasted_us;
+        self.wasted_us = self.wasted_us.saturating_add(other.wasted_us);
         self.queue.merge(&other.queue);
         self.delayed += other.delayed;
         for (&key, list) in &other.examples {
@@ -274,5 +316,33 @@ impl Tally {
     /// Aborted slots at any checkpoint.
     pub fn aborted(&self) -> u64 {
         self.kinds.iter().filter(|(k, _)| matches!(k, SlotKind::Aborted(_))).map(|(_, n)| n).sum()
+    }
+}
+
+vortex::plain_stage_keys!(Latencies);
+
+/// A map whose keys are not strings, as a list of `[key, value]` pairs (JSON keys are strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs = Vec::<(K, V)>::deserialize(d)?;
+        let n = pairs.len();
+        let map: BTreeMap<K, V> = pairs.into_iter().collect();
+        if map.len() != n {
+            return Err(serde::de::Error::custom("a key appears twice"));
+        }
+        Ok(map)
     }
 }

@@ -105,3 +105,33 @@ fn replay_prints_the_timeline_and_refuses_slots_out_of_range() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--slot 10000 is out of range"), "{}", stderr(&out));
 }
+
+#[test]
+fn sharded_runs_merge_into_the_same_report_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let out = sim(&["run", &nominal(), "--slots", "3000", "--json", &path("whole.json")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for k in 0..2 {
+        let out = sim(&[
+            "run",
+            &nominal(),
+            "--slots",
+            "3000",
+            "--shard",
+            &format!("{k}/2"),
+            "--json",
+            &path(&format!("{k}.json")),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("simulated shard {k}/2")), "{}", stderr(&out));
+    }
+    let out = sim(&["merge", &path("1.json"), &path("0.json"), "--json", &path("merged.json")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("scenario rtx3060-nominal  seed 1  slots 3000"));
+    assert_eq!(std::fs::read(path("merged.json")).unwrap(), std::fs::read(path("whole.json")).unwrap());
+    let out = sim(&["run", &nominal(), "--shard", "2/2", "--json", &path("x.json")]);
+    assert!(stderr(&out).contains("expected K/N with N from 1 to 10000 and K from 0 to N-1"), "{}", stderr(&out));
+    let out = sim(&["run", &nominal(), "--shard", "0/2"]);
+    assert!(stderr(&out).contains("--json"), "a shard needs somewhere to go: {}", stderr(&out));
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use vortex_sim::{Override, Report, RunOptions, Scenario};
+use vortex_sim::{Override, Scenario, Simulator, SlotKind};
 
 fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(format!("{name}.yaml"))
@@ -17,7 +17,7 @@ fn load(name: &str, slots: u64) -> Arc<Scenario> {
 }
 
 fn json(s: &Arc<Scenario>, workers: usize) -> String {
-    Report::new(s, &vortex_sim::run(s, RunOptions { workers, progress: false })).to_json()
+    Simulator::new(s.clone()).workers(workers).run().report().to_json()
 }
 
 #[test]
@@ -62,12 +62,13 @@ fn replaying_a_slot_reproduces_its_outcome_in_the_run() {
 }
 
 fn replays_match(s: Arc<Scenario>) {
-    let report = Report::new(&s, &vortex_sim::run(&s, RunOptions::default()));
+    let simulator = Simulator::new(s.clone());
+    let report = simulator.run().report();
     assert!(report.examples.len() >= 2, "expected several outcome kinds: {:?}", report.examples);
     for (kind, slots) in &report.examples {
         for &slot in slots {
-            let replay = vortex_sim::replay(&s, slot);
-            let replayed = vortex_sim::tally::SlotKind::of(&replay.result).name();
+            let replay = simulator.replay(slot).unwrap();
+            let replayed = SlotKind::of(&replay.result).name();
             if kind == "clip_rejected" {
                 assert!(!replay.result.completed().unwrap().clip_passed, "slot {slot}");
             } else {
@@ -83,11 +84,62 @@ fn replays_match(s: Arc<Scenario>) {
             if kind.starts_with("aborted") {
                 assert_eq!(replay.events.last().unwrap().name, "slot_aborted", "slot {slot}");
                 assert_eq!(replay.counterfactual_events.first().unwrap().name, "slot_started");
-                let text = vortex_sim::runner::render_replay(&s, slot, &replay);
+                let text = simulator.render_replay(slot, &replay);
                 assert!(text.contains("\ncounterfactual: the same slot re-run"), "{text}");
             } else {
                 assert!(replay.counterfactual_events.is_empty());
             }
         }
     }
+}
+
+#[test]
+fn shards_merge_into_the_unsharded_report_byte_for_byte() {
+    // 5,000 slots are five chunks; three shards take two, two and one of them.
+    let s = load("tight-deadline", 5000);
+    let whole = json(&s, 0);
+    let simulator = Simulator::new(s.clone());
+    let mut files: Vec<(String, String)> = (0..3)
+        .map(|k| {
+            let run = simulator.run_shard(vortex_sim::Shard { index: k, count: 3 }).unwrap();
+            (format!("shard{k}.json"), run.to_shard_json())
+        })
+        .collect();
+    files.reverse(); // any order
+    let vortex_sim::Merged::Run(merged) = vortex_sim::merge(&files).unwrap() else { panic!("a run merges to a run") };
+    assert_eq!(merged.report().to_json(), whole);
+    // Incomplete, repeated or foreign shards are refused.
+    let err = vortex_sim::merge(&files[..2]).unwrap_err();
+    assert!(err.contains("missing shard(s) 0/3"), "{err}");
+    let twice = [files.clone(), vec![files[0].clone()]].concat();
+    assert!(vortex_sim::merge(&twice).unwrap_err().contains("was given twice"));
+    let other =
+        Simulator::new(load("tight-deadline", 4000)).run_shard(vortex_sim::Shard { index: 0, count: 3 }).unwrap();
+    let mixed = [vec![("other.json".to_string(), other.to_shard_json())], files[..2].to_vec()].concat();
+    assert!(vortex_sim::merge(&mixed).unwrap_err().contains("a shard of another run"), "mixed runs");
+    let err = vortex_sim::merge(&[("x.json".into(), "{}".into())]).unwrap_err();
+    assert!(err.starts_with("x.json: not a vortex-sim shard file"), "{err}");
+}
+
+#[test]
+fn back_to_back_runs_refuse_to_shard_but_their_sweeps_shard_by_point() {
+    let s = load("back-to-back", 2000);
+    let err = Simulator::new(s.clone()).run_shard(vortex_sim::Shard { index: 0, count: 2 }).unwrap_err();
+    assert!(err.contains("cannot be sharded: its slots run back to back"), "{err}");
+    let objective: vortex_sim::sweep::Objective = "max:on_time subject_to:false_abort<=0.01".parse().unwrap();
+    let vary: Vec<vortex_sim::sweep::Vary> = vec!["orchestration.deadline_buffer_s=0..4:1".parse().unwrap()];
+    let base = [Override { key: "slots".into(), value: 2000u64.into() }];
+    let points = || vortex_sim::sweep::scenarios(&scenario_path("back-to-back"), &base, &vary).unwrap();
+    let whole = vortex_sim::sweep::run(points(), vortex_sim::Shard::WHOLE, 0, false).report(&objective).to_json();
+    let files: Vec<(String, String)> = (0..2)
+        .map(|k| {
+            let part = vortex_sim::sweep::run(points(), vortex_sim::Shard { index: k, count: 2 }, 0, false);
+            (format!("sweep{k}.json"), part.to_shard_json(&objective, &base))
+        })
+        .collect();
+    let vortex_sim::Merged::Sweep(merged) = vortex_sim::merge(&files).unwrap() else {
+        panic!("a sweep merges to a sweep")
+    };
+    assert_eq!(merged.report.to_json(), whole);
+    assert_eq!(merged.objective, objective);
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vortex_sim::{Override, Report, RunOptions, Scenario};
+use vortex_sim::{Override, Scenario, Simulator};
 
 /// Slots per scenario in the snapshots: enough for every outcome kind to show, quick in debug.
 const SNAPSHOT_SLOTS: u64 = 2000;
@@ -21,7 +21,7 @@ fn every_shipped_scenario_matches_its_snapshot() {
     let slots = Override { key: "slots".into(), value: SNAPSHOT_SLOTS.into() };
     for path in files {
         let s = Arc::new(Scenario::load(&path, std::slice::from_ref(&slots)).unwrap());
-        let report = Report::new(&s, &vortex_sim::run(&s, RunOptions::default()));
+        let report = Simulator::new(s.clone()).run().report();
         insta::assert_snapshot!(s.name.clone(), report.to_json());
     }
 }

@@ -5,15 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vortex_sim::montecarlo::MonteCarlo;
-use vortex_sim::tally::SlotKind;
-use vortex_sim::{Override, Report, RunOptions, Scenario};
+use vortex_sim::{Override, Report, Scenario, Simulator, SlotKind};
 
 fn scenario(yaml: &str) -> Arc<Scenario> {
     Arc::new(Scenario::from_yaml_str("test.yaml", yaml, Path::new("."), &[]).unwrap())
 }
 
 fn report(s: &Arc<Scenario>) -> Report {
-    Report::new(s, &vortex_sim::run(s, RunOptions::default()))
+    Simulator::new(s.clone()).run().report()
 }
 
 /// Asserts an observed rate within 4 standard errors of the expected probability.
@@ -124,7 +123,7 @@ fn simulator_agrees_with_the_independent_monte_carlo_loop_on_every_scenario() {
         if s.sequential() {
             continue; // the Monte Carlo loop models neither a cadence nor a learning predictor
         }
-        let tally = vortex_sim::run(&s, RunOptions::default());
+        let report = Simulator::new(s.clone()).run().report();
         let mc = MonteCarlo::new(&s);
         let mut kinds = std::collections::BTreeMap::<SlotKind, u64>::new();
         let (mut rejected, mut false_aborts, mut total_s) = (0, 0, 0.0);
@@ -140,11 +139,15 @@ fn simulator_agrees_with_the_independent_monte_carlo_loop_on_every_scenario() {
             }
         }
         let name = &s.name;
-        assert_eq!(tally.kinds, kinds, "{name}: outcome counts differ");
-        assert_eq!(tally.clip_rejected, rejected, "{name}: clip rejections differ");
-        assert_eq!(tally.aborted_would_have_met, false_aborts, "{name}: false aborts differ");
-        let completed = tally.total.count() as f64;
-        let sim_mean_s = tally.total.sum_us as f64 / 1e6 / completed;
+        for (kind, n) in &kinds {
+            assert_eq!(report.outcomes.count(*kind), *n, "{name}: {} slots differ", kind.name());
+        }
+        assert_eq!(kinds.values().sum::<u64>(), report.slots, "{name}: a kind the Monte Carlo loop never saw");
+        assert_eq!(report.outcomes.clip_rejected, rejected, "{name}: clip rejections differ");
+        let sim_false_aborts = (report.rates.false_abort * report.slots as f64).round() as u64;
+        assert_eq!(sim_false_aborts, false_aborts, "{name}: false aborts differ");
+        let completed = report.latency_ms.total.count as f64;
+        let sim_mean_s = report.latency_ms.total.mean.unwrap() / 1e3;
         assert!(
             (sim_mean_s - total_s / completed).abs() < 1e-3,
             "{name}: mean total {sim_mean_s} vs {}",

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use vortex_sim::{Override, Report, RunOptions, Scenario};
+use vortex_sim::{Override, Report, Scenario, Simulator};
 
 fn scenario(yaml: &str) -> Arc<Scenario> {
     Arc::new(Scenario::from_yaml_str("test.yaml", yaml, Path::new("."), &[]).unwrap())
 }
 
 fn report(s: &Arc<Scenario>) -> Report {
-    Report::new(s, &vortex_sim::run(s, RunOptions::default()))
+    Simulator::new(s.clone()).run().report()
 }
 
 fn shipped(name: &str) -> PathBuf {
