@@ -19,7 +19,7 @@ use vortex::{bounded_f64, bounded_int, Orchestration};
 
 /// Everything `config.yaml` holds in real mode.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "ConfigFile")]
 pub struct Config {
     /// The scheduler's policy (the core's section).
     pub orchestration: Orchestration,
@@ -37,7 +37,59 @@ pub struct Config {
     pub verification: VerificationConfig,
 }
 
+/// `config.yaml` as written, before the checks that span sections.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    orchestration: Orchestration,
+    #[serde(default)]
+    device: DeviceConfig,
+    #[serde(default)]
+    vram: VramConfig,
+    #[serde(default)]
+    models: ModelsConfig,
+    #[serde(default)]
+    verification: VerificationConfig,
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = String;
+
+    fn try_from(f: ConfigFile) -> Result<Self, String> {
+        let config = Config {
+            orchestration: f.orchestration,
+            device: f.device,
+            vram: f.vram,
+            models: f.models,
+            verification: f.verification,
+        };
+        if config.device.name == DeviceName::Cpu {
+            if let Some(key) = config.model_dtypes().into_iter().find_map(|(k, d)| (d == ModelDtype::Bf16).then_some(k))
+            {
+                return Err(format!(
+                    "{key} is bf16, which device.name cpu cannot run: candle's CPU backend has no bf16 matrix \
+                     multiply. Use f32 or f16 on cpu, bf16 on cuda"
+                ));
+            }
+        }
+        Ok(config)
+    }
+}
+
 impl Config {
+    /// Each configured model's dtype, by its config key.
+    pub fn model_dtypes(&self) -> Vec<(&'static str, ModelDtype)> {
+        let m = &self.models;
+        [
+            ("models.clip_b32.dtype", m.clip_b32.as_ref().map(|c| c.dtype)),
+            ("models.clip_l14.dtype", m.clip_l14.as_ref().map(|c| c.dtype)),
+            ("models.flux.dtype", m.flux.as_ref().map(|c| c.dtype)),
+        ]
+        .into_iter()
+        .filter_map(|(k, d)| d.map(|d| (k, d)))
+        .collect()
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;

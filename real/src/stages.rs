@@ -75,11 +75,6 @@ impl RealStages {
     pub fn new(models: Models, config: &Config) -> Self {
         RealStages { models, verification: config.verification }
     }
-
-    /// The loaded models.
-    pub fn models(&self) -> &Models {
-        &self.models
-    }
 }
 
 fn not_built(stage: &str, model: &str) -> StageError {

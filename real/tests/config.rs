@@ -51,6 +51,18 @@ fn device_and_vram_sections_are_checked() {
 }
 
 #[test]
+fn bf16_models_are_refused_on_the_cpu() {
+    let flux = "models:\n  flux:\n    transformer: f.gguf\n    vae: ae.safetensors\n    t5: { weights: t.safetensors, config: t.json, tokenizer: t.json }\n    clip: { weights: c.safetensors, config: c.json, tokenizer: c.json }\n    dtype: bf16\n";
+    let message = refused(&format!("{GOOD}{flux}"));
+    assert!(
+        message.starts_with("test.yaml: (top level): models.flux.dtype is bf16, which device.name cpu cannot run"),
+        "{message}"
+    );
+    let cuda = format!("{GOOD}{flux}device: {{ name: \"cuda:0\" }}\n");
+    assert!(Config::from_yaml_str("test.yaml", &cuda).is_ok(), "bf16 is fine on a GPU");
+}
+
+#[test]
 fn verification_values_are_checked_where_they_are_parsed() {
     let section = |body: &str| {
         format!("{GOOD}verification: {{ keyframes: 5, b32_min: 0.7, l14_min: 0.72, b32_weight: 0.4, outlier_gap: 0.15, {body} }}\n")

@@ -49,6 +49,7 @@ fn max_abs(t: &Tensor) -> f32 {
 #[track_caller]
 fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
     assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
+    common::assert_finite(ours, what);
     let size = max_abs(theirs);
     assert!(size > 0.05, "{what}: the fixture's output is too small to check anything ({size})");
     let diff = max_abs(&(ours - theirs).unwrap());
@@ -59,6 +60,7 @@ fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
 /// exactly equal (which would mean nothing was quantized).
 #[track_caller]
 fn assert_quantized_close(ours: &Tensor, theirs: &Tensor, fraction: f32, what: &str) {
+    common::assert_finite(ours, what);
     let (size, diff) = (max_abs(theirs), max_abs(&(ours - theirs).unwrap()));
     assert!(diff < fraction * size, "{what}: differs by {diff} (output range {size})");
     assert!(diff > 0.0, "{what}: matches exactly, so it was not quantized");

@@ -103,11 +103,6 @@ impl SimStages {
         SimStages::new(self.scenario.clone())
     }
 
-    /// The scenario it draws from.
-    pub fn scenario(&self) -> &Scenario {
-        &self.scenario
-    }
-
     /// After a slot that started at `start`: how long after its start the GPU stays busy with
     /// cancelled work, and the total of those cancelled tails. Resets the workers for the next slot.
     pub fn take_tails(&self, start: Instant) -> (Duration, Duration) {

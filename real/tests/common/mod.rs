@@ -1,6 +1,8 @@
 //! Tiny random-weight models written to a temp dir in the production file layout.
 #![allow(dead_code)]
 
+pub mod counter;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -243,4 +245,13 @@ pub fn quantize_to_gguf(safetensors: &Path, gguf: &Path, dtype: candle_core::qua
     let refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (n.as_str(), q)).collect();
     let mut file = std::fs::File::create(gguf).unwrap();
     gguf_file::write(&mut file, &[], &refs).unwrap();
+}
+
+/// Panics unless every value is finite. candle's CPU `max` skips a NaN that is not the first
+/// element, so a max-abs comparison alone can pass on NaN output.
+#[track_caller]
+pub fn assert_finite(t: &candle_core::Tensor, what: &str) {
+    let values = t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    assert!(bad == 0, "{what}: {bad} of {} values are not finite", values.len());
 }
