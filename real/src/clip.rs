@@ -219,13 +219,7 @@ impl ClipEncoder {
 
     /// Token ids of a prompt, cut to the context (the end-of-text token kept last).
     pub fn tokenize(&self, prompt: &str) -> candle_core::Result<(Vec<u32>, bool)> {
-        let encoding = self.tokenizer.encode(prompt, true).map_err(candle_core::Error::wrap)?;
-        let mut ids = encoding.get_ids().to_vec();
-        if ids.last() != Some(&self.end_of_text) {
-            ids.push(self.end_of_text);
-        }
-        let truncated = fit_to_context(&mut ids, self.context);
-        Ok((ids, truncated))
+        tokenize(&self.tokenizer, self.end_of_text, self.context, prompt)
     }
 
     /// The prompt's normalised embedding.
@@ -265,18 +259,35 @@ impl ClipEncoder {
     }
 }
 
-/// CLIP's preprocessing: shortest side to `size` (bicubic), center crop, scale to [0, 1],
-/// normalise per channel. Returns (n, 3, size, size) f32.
+/// A prompt's token ids as transformers' `CLIPTokenizer(prompt, truncation=True, max_length=77)`
+/// gives them: start-of-text, the tokens, end-of-text; a prompt longer than the context is cut,
+/// its end-of-text kept last. Returns the ids and whether the prompt was cut.
+pub fn tokenize(
+    tokenizer: &tokenizers::Tokenizer,
+    end_of_text: u32,
+    context: usize,
+    prompt: &str,
+) -> candle_core::Result<(Vec<u32>, bool)> {
+    let encoding = tokenizer.encode(prompt, true).map_err(candle_core::Error::wrap)?;
+    let mut ids = encoding.get_ids().to_vec();
+    if ids.last() != Some(&end_of_text) {
+        ids.push(end_of_text);
+    }
+    let truncated = fit_to_context(&mut ids, context);
+    Ok((ids, truncated))
+}
+
+/// CLIP's preprocessing, as transformers' `CLIPImageProcessor` does it: the shortest side resized
+/// to `size` and the other to `size × long / short` rounded down, with Pillow's bicubic filter;
+/// a center crop; scaled to [0, 1]; normalised per channel. Returns (n, 3, size, size) f32.
 pub fn preprocess(frames: &[&Frame], size: usize, device: &Device) -> candle_core::Result<Tensor> {
     let mut data = Vec::with_capacity(frames.len() * 3 * size * size);
     for frame in frames {
-        let (w, h) = frame.dimensions();
-        let scale = size as f64 / w.min(h) as f64;
-        let (nw, nh) = (
-            ((w as f64 * scale).round() as u32).max(size as u32),
-            ((h as f64 * scale).round() as u32).max(size as u32),
-        );
-        let resized = image::imageops::resize(*frame, nw, nh, image::imageops::FilterType::CatmullRom);
+        let (w, h) = (frame.width() as u64, frame.height() as u64);
+        let (short, long) = (w.min(h), w.max(h));
+        let long_out = (size as u64 * long / short) as u32;
+        let (nw, nh) = if w <= h { (size as u32, long_out) } else { (long_out, size as u32) };
+        let resized = crate::media::resize_bicubic_like_pil(frame, nw, nh);
         let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
         for c in 0..3 {
             for y in 0..size as u32 {
