@@ -330,12 +330,29 @@ impl FluxPipeline {
         prompt: &str,
         seed: u64,
         cancel: &CancelToken,
-        mut on_step: impl FnMut(usize),
+        on_step: impl FnMut(usize),
     ) -> Result<Frame, ModelError> {
+        cancel.check()?;
+        let noise = self.noise(seed)?;
+        let packed = self.denoise(prompt, &noise, cancel, on_step)?;
+        cancel.check()?;
+        let (_, _, h, w) = noise.dims4()?;
+        to_frame(&self.decode(&packed, h * 8, w * 8)?)
+    }
+
+    /// The Schnell schedule from `noise` (1, z, h, w), any h and w: the denoised latent, packed
+    /// into 2×2 patches as the transformer sees it, (1, h/2 · w/2, 4z) in f32. The token is
+    /// checked before every step.
+    pub fn denoise(
+        &mut self,
+        prompt: &str,
+        noise: &Tensor,
+        cancel: &CancelToken,
+        mut on_step: impl FnMut(usize),
+    ) -> Result<Tensor, ModelError> {
         cancel.check()?;
         let t5_emb = self.encode_t5(prompt)?;
         let clip_emb = self.encode_clip(prompt)?;
-        let noise = self.noise(seed)?;
         let work = self.work_dtype();
         let state = sampling::State::new(&t5_emb.to_dtype(work)?, &clip_emb.to_dtype(work)?, &noise.to_dtype(work)?)?;
         let timesteps = sampling::get_schedule(self.steps, None);
@@ -349,14 +366,13 @@ impl FluxPipeline {
             img = (img + pred * (t_prev - t_curr))?;
             on_step(k);
         }
-        cancel.check()?;
-        let latent = sampling::unpack(&img, self.image_px, self.image_px)?.to_dtype(self.dtype)?;
-        let pixels = self.vae.decode(&latent)?.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
-        let pixels = ((pixels + 1.0)? * 127.5)?.round()?.to_dtype(DType::U8)?.squeeze(0)?.permute((1, 2, 0))?;
-        let (h, w, _) = pixels.dims3()?;
-        let data = pixels.flatten_all()?.to_vec1::<u8>()?;
-        Frame::from_raw(w as u32, h as u32, data)
-            .ok_or_else(|| ModelError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
+        Ok(img.to_dtype(DType::F32)?)
+    }
+
+    /// Unpacks a denoised latent and decodes it: the image (1, 3, height, width) in [-1, 1], f32.
+    pub fn decode(&self, packed: &Tensor, height: usize, width: usize) -> Result<Tensor, ModelError> {
+        let latent = sampling::unpack(packed, height, width)?.to_dtype(self.dtype)?;
+        Ok(self.vae.decode(&latent)?.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?)
     }
 
     /// The dtype the denoising runs in: the configured one, or f32 for a quantized transformer.
@@ -373,8 +389,11 @@ impl FluxPipeline {
 
     fn encode_t5(&mut self, prompt: &str) -> candle_core::Result<Tensor> {
         let mut ids = Self::ids(&self.t5_tokenizer, prompt)?;
-        if ids.len() > self.t5_tokens {
-            tracing::warn!(target: "vortex::model", event = "prompt_truncated", model = "flux.t5", tokens = ids.len(), "prompt cut to the T5 sequence length");
+        // Cut as transformers' T5 tokenizer cuts (`truncation=True`): the end-of-sequence token
+        // stays last. Then padded, as diffusers pads, to the sequence the transformer attends to.
+        let tokens = ids.len();
+        if fit_to_context(&mut ids, self.t5_tokens) {
+            tracing::warn!(target: "vortex::model", event = "prompt_truncated", model = "flux.t5", tokens, "prompt cut to the T5 sequence length");
         }
         ids.resize(self.t5_tokens, self.t5_pad);
         let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
@@ -424,4 +443,13 @@ pub fn resident_size(f: &FluxModelConfig, base_dir: &Path) -> Result<(u64, usize
         tensors += w.tensors.len();
     }
     Ok((bytes, tensors))
+}
+
+/// An image in [-1, 1], (1, 3, h, w), as 8-bit RGB.
+fn to_frame(image: &Tensor) -> Result<Frame, ModelError> {
+    let pixels = ((image + 1.0)? * 127.5)?.round()?.to_dtype(DType::U8)?.squeeze(0)?.permute((1, 2, 0))?;
+    let (h, w, _) = pixels.dims3()?;
+    let data = pixels.flatten_all()?.to_vec1::<u8>()?;
+    Frame::from_raw(w as u32, h as u32, data)
+        .ok_or_else(|| ModelError::Candle(candle_core::Error::Msg("decoded image has the wrong size".into())))
 }
