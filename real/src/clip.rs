@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, D};
 use candle_transformers::models::clip::text_model::Activation;
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
-use candle_transformers::models::clip::{ClipConfig, ClipModel};
+use candle_transformers::models::clip::ClipConfig;
 use serde::Deserialize;
 
 use crate::config::ClipModelConfig;
@@ -90,7 +90,26 @@ impl HfClipConfig {
         Ok(cfg)
     }
 
-    /// candle's config.
+    /// The sizes of this crate's CLIP (`clip_model`).
+    pub fn to_model_config(&self) -> crate::clip_model::ClipModelConfig {
+        let tower = |t: &HfTower| crate::clip_model::TowerConfig {
+            hidden_size: t.hidden_size,
+            intermediate_size: t.intermediate_size,
+            layers: t.num_hidden_layers,
+            heads: t.num_attention_heads,
+        };
+        crate::clip_model::ClipModelConfig {
+            text: tower(&self.text_config),
+            vision: tower(&self.vision_config),
+            vocab_size: self.text_config.vocab_size.expect("checked on load"),
+            max_positions: self.text_config.max_position_embeddings.expect("checked on load"),
+            image_size: self.vision_config.image_size.expect("checked on load"),
+            patch_size: self.vision_config.patch_size.expect("checked on load"),
+            projection_dim: self.projection_dim,
+        }
+    }
+
+    /// candle-transformers' config (its `ClipModel`, the reference the benchmark compares with).
     pub fn to_candle(&self) -> ClipConfig {
         let v = &self.vision_config;
         let image_size = v.image_size.expect("checked on load");
@@ -151,7 +170,7 @@ impl HfClipConfig {
 
 /// One loaded CLIP model with its tokenizer.
 pub struct ClipEncoder {
-    model: ClipModel,
+    model: crate::clip_model::Clip,
     tokenizer: tokenizers::Tokenizer,
     end_of_text: u32,
     context: usize,
@@ -197,8 +216,8 @@ impl ClipEncoder {
         }
         let dtype = candle_dtype(cfg.dtype);
         let vb = mmap_safetensors(model, &[&weights_path], dtype, device, published)?;
-        let candle_cfg = arch.to_candle();
-        let clip = ClipModel::new(vb, &candle_cfg).map_err(|e| {
+        let model_cfg = arch.to_model_config();
+        let clip = crate::clip_model::Clip::new(&model_cfg, vb).map_err(|e| {
             LoadError::file(
                 model,
                 &weights_path,
@@ -210,8 +229,8 @@ impl ClipEncoder {
             model: clip,
             tokenizer,
             end_of_text,
-            context: candle_cfg.text_config.max_position_embeddings,
-            image_size: candle_cfg.image_size,
+            context: model_cfg.max_positions,
+            image_size: model_cfg.image_size,
             device: device.clone(),
             dtype,
         })
@@ -244,13 +263,13 @@ impl ClipEncoder {
     /// Unnormalised image features of preprocessed pixels (the reference's
     /// `get_image_features`), f32.
     pub fn image_features(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
-        self.model.get_image_features(&pixels.to_dtype(self.dtype)?)?.to_dtype(DType::F32)
+        self.model.image_features(&pixels.to_dtype(self.dtype)?)?.to_dtype(DType::F32)
     }
 
     /// Unnormalised text features of token ids, shape (batch, len) (the reference's
     /// `get_text_features`), f32.
     pub fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
-        self.model.get_text_features(ids)?.to_dtype(DType::F32)
+        self.model.text_features(ids)?.to_dtype(DType::F32)
     }
 
     /// Input size in pixels.

@@ -12,7 +12,8 @@
 //! - [`models`]: loading every configured model once, onto its worker.
 //! - [`budget`]: the VRAM budget from weights headers, before anything loads.
 //! - [`executor`]: model worker threads, cancellation, contained panics, bounded queues.
-//! - Model files, one per model and nothing else: [`clip`] (CLIP ViT-B/32 and ViT-L/14),
+//! - Model files, one per model and nothing else: [`clip`] (CLIP ViT-B/32 and ViT-L/14: loading,
+//!   preprocessing, scoring) over [`clip_model`] (the network),
 //!   [`flux`] (Flux.1-Schnell).
 //! - [`verification`]: the self-check's ensemble verdict and keyframe choice.
 //! - Shared loading: [`loading`] (dtypes, mapped weights, JSON, tokenizers, prompt fitting),
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub mod budget;
 pub mod clip;
+pub mod clip_model;
 pub mod config;
 pub mod executor;
 pub mod flux;
@@ -77,5 +79,22 @@ impl LoadError {
     /// An error about one of a model's files.
     pub fn file(model: &str, path: &Path, reason: impl Into<String>, published: &'static str) -> Self {
         LoadError::File { model: model.into(), path: path.into(), reason: reason.into(), published }
+    }
+}
+
+/// Tells glibc's allocator to keep freed memory for reuse instead of handing large blocks back
+/// to the kernel. A model's forward pass allocates and frees activations of megabytes each, and
+/// glibc by default serves every such block with a fresh `mmap` and trims it on free, so each
+/// one costs page faults again (measured on full-size CLIP ViT-L/14 on the CPU: see
+/// docs/benchmarks.md). Call it once at start-up, before loading models; elsewhere than Linux
+/// with glibc it does nothing.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's thresholds; it is safe to call at any time.
+    unsafe {
+        // The largest threshold glibc accepts (HEAP_MAX_SIZE / 2 on 64-bit): blocks up to 32 MiB
+        // come from the heap and are reused; trimming only above 1 GiB of free heap.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }

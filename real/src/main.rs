@@ -49,6 +49,7 @@ enum ModelsCommand {
 
 fn main() -> ExitCode {
     init_logs();
+    vortex_real::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
 use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
 use candle_transformers::models::flux::WithForward;
-use candle_transformers::models::{clip::ClipModel, t5};
+use candle_transformers::models::t5;
 use vortex_real::clip::HfClipConfig;
 
 mod common;
@@ -181,12 +181,12 @@ fn t5_encoder_matches_transformers_at_head_dim_64() {
 #[test]
 fn clip_matches_transformers_in_openais_configuration() {
     let g = golden();
-    let cfg = HfClipConfig::load("clip_b32", &dir().join("clip_config.json"), "").unwrap().to_candle();
+    let cfg = HfClipConfig::load("clip_b32", &dir().join("clip_config.json"), "").unwrap().to_model_config();
     let ids = in_dtype(&g["clip_input_ids"], DType::U32);
     let run = |dtype: DType| {
-        let model = ClipModel::new(weights(dtype), &cfg).unwrap();
-        let text = model.get_text_features(&ids).unwrap();
-        let image = model.get_image_features(&in_dtype(&g["clip_pixels"], dtype)).unwrap();
+        let model = vortex_real::clip_model::Clip::new(&cfg, weights(dtype)).unwrap();
+        let text = model.text_features(&ids).unwrap();
+        let image = model.image_features(&in_dtype(&g["clip_pixels"], dtype)).unwrap();
         (text, image)
     };
     let ((text32, image32), (text16, image16)) = (run(DType::F32), run(HALF));

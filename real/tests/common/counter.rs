@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_nn::Init;
 
 const GAIN: f64 = 0.1;
 const BIAS: f64 = 0.1;
@@ -62,9 +62,4 @@ impl SimpleBackend for CounterWeights {
     fn contains_tensor(&self, _: &str) -> bool {
         true
     }
-}
-
-/// A `VarBuilder` over counter-generated weights.
-pub fn var_builder(seed: u64, dtype: DType) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(CounterWeights { seed }), dtype, Device::Cpu)
 }
