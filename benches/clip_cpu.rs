@@ -30,6 +30,9 @@ mod counter;
 /// The seed `tools/bench_clip_torch.py` uses too.
 const SEED: u64 = 20261202;
 
+/// Interleaved runs per side.
+const RUNS: usize = 7;
+
 fn config(model: &str) -> HfClipConfig {
     let text = |hidden: usize, heads: usize| {
         serde_json::json!({"vocab_size": 49408, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
@@ -101,16 +104,53 @@ fn checksum(model: &dyn Score, ids: &Tensor, pixels: &Tensor) -> f64 {
     )
 }
 
-fn torch(model: &str, threads: usize, runs: usize) -> Option<serde_json::Value> {
-    let python = std::env::var("VORTEX_TORCH_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_clip_torch.py");
-    let out = std::process::Command::new(python)
-        .args([script, "--model", model, "--threads", &threads.to_string(), "--runs", &runs.to_string()])
-        .output()
-        .expect("running the PyTorch side");
-    assert!(out.status.success(), "the PyTorch side failed: {}", String::from_utf8_lossy(&out.stderr));
-    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
-    Some(serde_json::from_str(&line).expect("one JSON line from the PyTorch side"))
+/// PyTorch's side, loaded once in a child process that times one run per request, so that its
+/// runs interleave with candle's: this machine's load drifts by ±20% over minutes, and
+/// alternating runs puts both sides under the same drift.
+struct Torch {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// What the child said when ready: its load time and output checksum.
+    ready: serde_json::Value,
+}
+
+impl Torch {
+    fn start(model: &str, threads: usize) -> Option<Torch> {
+        use std::io::BufRead;
+        let python = std::env::var("VORTEX_TORCH_PYTHON").ok()?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_clip_torch.py");
+        let mut child = std::process::Command::new(python)
+            .args([script, "--model", model, "--threads", &threads.to_string(), "--serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the PyTorch side");
+        let input = child.stdin.take().expect("piped");
+        let mut output = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let line = output.next().expect("the PyTorch side says when it is ready").expect("a line");
+        let ready = serde_json::from_str(&line).expect("a JSON line from the PyTorch side");
+        Some(Torch { child, input, output, ready })
+    }
+
+    fn run_ms(&mut self) -> f64 {
+        use std::io::Write;
+        writeln!(self.input, "run").expect("the PyTorch side is listening");
+        let line = self.output.next().expect("the PyTorch side answers").expect("a line");
+        line.trim().parse().expect("milliseconds")
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -145,21 +185,36 @@ fn main() {
         });
         let before_ms = median_ms(&theirs, &ids, &pixels, 5);
         drop(theirs);
-        let line = match torch(name, threads, 5) {
-            Some(t) => {
-                let torch_ms = t["median_ms"].as_f64().unwrap();
-                let torch_sum = t["checksum"].as_f64().unwrap();
+        let line = match Torch::start(name, threads) {
+            Some(mut torch) => {
+                let torch_sum = torch.ready["checksum"].as_f64().unwrap();
                 assert!(
                     (ours_sum - torch_sum).abs() <= 1e-3 * torch_sum.abs().max(1.0),
                     "{name}: candle and PyTorch computed different things ({ours_sum} vs {torch_sum})"
                 );
+                let ours = Clip::new(&config(name).to_model_config(), vb()).expect("a full-size CLIP");
+                black_box(ours.score(&ids, &pixels));
+                let (mut candle_runs, mut torch_runs) = (Vec::new(), Vec::new());
+                // A pause between the sides: a pool's idle threads spin for a while after a run
+                // (OpenMP's and rayon's both), and would otherwise eat the other side's cores.
+                let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
+                for _ in 0..RUNS {
+                    settle();
+                    let started = Instant::now();
+                    black_box(ours.score(&ids, &pixels));
+                    candle_runs.push(started.elapsed().as_secs_f64() * 1e3);
+                    settle();
+                    torch_runs.push(torch.run_ms());
+                }
+                let (candle_ms, torch_ms) = (median(candle_runs), median(torch_runs));
                 format!(
-                    "{name}: this crate {ours_ms:.0} ms, candle-transformers {before_ms:.0} ms, PyTorch {torch_ms:.0} ms \
-                     (median of 5, {threads} threads): this crate / PyTorch = {:.2}, candle-transformers / PyTorch = {:.2}; \
-                     weights built in {build_s:.1} s (PyTorch {:.1} s)",
-                    ours_ms / torch_ms,
-                    before_ms / torch_ms,
-                    t["load_s"].as_f64().unwrap()
+                    "{name}: interleaved, median of {RUNS} each, {threads} threads: this crate {candle_ms:.0} ms, PyTorch \
+                     {torch_ms:.0} ms, this crate / PyTorch = {:.2}. Alone: this crate {ours_ms:.0} ms, \
+                     candle-transformers {before_ms:.0} ms (= {:.2} × this crate). Weights built in {build_s:.1} s \
+                     (PyTorch {:.1} s)",
+                    candle_ms / torch_ms,
+                    before_ms / ours_ms,
+                    torch.ready["load_s"].as_f64().unwrap()
                 )
             }
             None => format!(

@@ -10,6 +10,9 @@ preprocessed 224x224 frames (the self-check's work per model). Prints one JSON l
   VORTEX_TORCH_PYTHON=/tmp/v/bin/python cargo bench -p vortex-real --bench clip_cpu
 or alone:
   /tmp/v/bin/python tools/bench_clip_torch.py --model b32 --threads 2 --runs 5
+With --write DIR it also writes the model as a Hugging Face directory (model.safetensors,
+config.json, a tokenizer.json with CLIP's 49,408 ids) and DIR/config.yaml naming it, for
+`vortex models check --config DIR/config.yaml` (load times, cold and warm page cache).
 """
 import argparse
 import json
@@ -50,12 +53,36 @@ def inputs():
     return torch.tensor([ids]), torch.from_numpy(pixels)
 
 
+def write_model(folder: pathlib.Path, name: str, state) -> None:
+    from safetensors.torch import save_file
+    from transformers import CLIPTokenizerFast
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(CONFIGS[name], indent=1))
+    chars = list(bytes_to_unicode().values())
+    vocab = chars + [c + "</w>" for c in chars]
+    vocab += [f"tok{i}" for i in range(49406 - len(vocab))] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    fast = CLIPTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"))
+    (folder / "tokenizer.json").write_text(fast.backend_tokenizer.to_str())
+    entry = f"  clip_{name}:\n    weights: model.safetensors\n    tokenizer: tokenizer.json\n    config: config.json\n    dtype: f32\n"
+    (folder / "config.yaml").write_text(f"orchestration: {{}}\nmodels:\n{entry}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", choices=CONFIGS, required=True)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="timed runs (at least 1)")
+    p.add_argument("--write", type=pathlib.Path)
+    p.add_argument("--serve", action="store_true",
+                   help="after loading, print 'ready', then time one run per line read on standard input "
+                        "and print its milliseconds (benches/clip_cpu.rs interleaves these with candle's runs)")
     args = p.parse_args()
+    args.runs = max(args.runs, 1)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model = CLIPModel(CLIPConfig(**CONFIGS[args.model])).eval()
@@ -63,7 +90,19 @@ def main() -> None:
              for name, v in model.state_dict().items() if v.is_floating_point()}
     model.load_state_dict(state, strict=False)
     load_s = time.perf_counter() - started
+    if args.write:
+        write_model(args.write, args.model, state)
     ids, pixels = inputs()
+    if args.serve:
+        with torch.inference_mode():
+            text, image = model.get_text_features(input_ids=ids), model.get_image_features(pixel_values=pixels)
+            print(json.dumps({"ready": True, "load_s": load_s, "checksum": float(text.sum() + image.sum())}), flush=True)
+            for _ in sys.stdin:
+                t0 = time.perf_counter()
+                model.get_text_features(input_ids=ids)
+                model.get_image_features(pixel_values=pixels)
+                print((time.perf_counter() - t0) * 1e3, flush=True)
+        return
     times = []
     with torch.inference_mode():
         for i in range(args.runs + 1):

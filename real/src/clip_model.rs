@@ -12,7 +12,7 @@
 //! hold this file to transformers within 1e-4 (f32).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 use rayon::prelude::*;
 
 /// The sizes of one tower.
@@ -81,12 +81,42 @@ impl Clip {
     }
 }
 
+/// A linear layer whose weight is stored transposed, (in, out) and contiguous, so that the
+/// matrix product reads it row by row (candle's `Linear` keeps PyTorch's (out, in) and reads it
+/// through a transposed view, which gemm repacks on every call).
+#[derive(Debug, Clone)]
+struct Linear {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// From PyTorch's (out, in) weight.
+    fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
+        Ok(Linear { weight_t: weight.t()?.contiguous()?, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "openblas")]
+        if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+            return crate::blas::linear(&xs.contiguous()?, &self.weight_t, self.bias.as_ref());
+        }
+        let out = xs.broadcast_matmul(&self.weight_t)?;
+        match &self.bias {
+            Some(b) => out.broadcast_add(b),
+            None => Ok(out),
+        }
+    }
+}
+
 fn linear_no_bias(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
-    Ok(Linear::new(vb.get((output, input), "weight")?, None))
+    Linear::new(vb.get((output, input), "weight")?, None)
 }
 
 fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
-    Ok(Linear::new(vb.get((output, input), "weight")?, Some(vb.get(output, "bias")?)))
+    Linear::new(vb.get((output, input), "weight")?, Some(vb.get(output, "bias")?))
 }
 
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
@@ -147,7 +177,7 @@ fn causal_mask(len: usize, dtype: DType, device: &candle_core::Device) -> Result
 
 #[derive(Debug, Clone)]
 struct VisionTower {
-    patch_embedding: Tensor,
+    patch_embedding: Linear,
     class_embedding: Tensor,
     position_embedding: Tensor,
     pre_layernorm: LayerNorm,
@@ -163,7 +193,7 @@ impl VisionTower {
         let patches = (cfg.image_size / p).pow(2);
         // The convolution's kernel as a (d, 3·p·p) matrix: the same sums, one product.
         let patch_embedding =
-            e.get((d, 3, p, p), "patch_embedding.weight")?.reshape((d, 3 * p * p))?.t()?.contiguous()?;
+            Linear::new(e.get((d, 3, p, p), "patch_embedding.weight")?.reshape((d, 3 * p * p))?, None)?;
         Ok(VisionTower {
             patch_embedding,
             class_embedding: e.get(d, "class_embedding")?,
@@ -186,7 +216,7 @@ impl VisionTower {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((batch, gh * gw, channels * p * p))?;
-        let embedded = patches.broadcast_matmul(&self.patch_embedding)?;
+        let embedded = self.patch_embedding.forward(&patches)?;
         let d = self.class_embedding.dim(0)?;
         let class = self.class_embedding.reshape((1, 1, d))?.broadcast_as((batch, 1, d))?;
         let xs = Tensor::cat(&[&class, &embedded], 1)?.broadcast_add(&self.position_embedding)?;
@@ -219,15 +249,18 @@ impl Layer {
         let d = cfg.hidden_size;
         let a = vb.pp("self_attn");
         let scale = ((d / cfg.heads) as f64).powf(-0.5);
-        let (q, k, v) = (linear(d, d, a.pp("q_proj"))?, linear(d, d, a.pp("k_proj"))?, linear(d, d, a.pp("v_proj"))?);
-        let bias = |l: &Linear| l.bias().expect("loaded with a bias").clone();
+        let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            let p = a.pp(name);
+            Ok((p.get((d, d), "weight")?, p.get(d, "bias")?))
+        };
+        let ((qw, qb), (kw, kb), (vw, vb_)) = (part("q_proj")?, part("k_proj")?, part("v_proj")?);
         // q · k scaled equals (scale · q) · k: folded into q's weights once.
-        let weight = Tensor::cat(&[&(q.weight() * scale)?, k.weight(), v.weight()], 0)?;
-        let b = Tensor::cat(&[&(bias(&q) * scale)?, &bias(&k), &bias(&v)], 0)?;
+        let weight = Tensor::cat(&[&(qw * scale)?, &kw, &vw], 0)?;
+        let b = Tensor::cat(&[&(qb * scale)?, &kb, &vb_], 0)?;
         let m = vb.pp("mlp");
         Ok(Layer {
             layer_norm1: layer_norm(d, vb.pp("layer_norm1"))?,
-            qkv: Linear::new(weight, Some(b)),
+            qkv: Linear::new(weight, Some(b))?,
             out_proj: linear(d, d, a.pp("out_proj"))?,
             layer_norm2: layer_norm(d, vb.pp("layer_norm2"))?,
             fc1: linear(d, cfg.intermediate_size, m.pp("fc1"))?,
@@ -247,15 +280,17 @@ impl Layer {
         let head_dim = d / self.heads;
         // (b, s, 3, heads, hd) -> (3, b, heads, s, hd)
         let qkv = self.qkv.forward(xs)?.reshape((batch, len, 3, self.heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
-        let part = |i: usize| qkv.get(i)?.contiguous();
+        // (batch · heads, len, head_dim) each.
+        let part = |i: usize| qkv.get(i)?.contiguous()?.reshape((batch * self.heads, len, head_dim));
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let scores = q.matmul(&k.t()?)?;
+        let scores = products::scores(&q, &k)?;
         let scores = match mask {
             Some(mask) => scores.broadcast_add(mask)?,
             None => scores,
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, d))?;
+        let out = products::weighted(&weights, &v)?;
+        let out = out.reshape((batch, self.heads, len, head_dim))?.transpose(1, 2)?.reshape((batch, len, d))?;
         self.out_proj.forward(&out)
     }
 }
@@ -282,5 +317,29 @@ impl CustomOp1 for QuickGelu {
         let out: Vec<f32> =
             data[start..end].par_iter().with_min_len(4096).map(|&x| x / (1.0 + (-1.702 * x).exp())).collect();
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Attention's per-head products: through OpenBLAS, one head per task, with the `openblas`
+/// feature on the CPU; candle's batched matmul otherwise.
+mod products {
+    use candle_core::{Result, Tensor};
+
+    /// q · kᵀ per head: (n, len, d) and (n, len, d) to (n, len, len).
+    pub fn scores(q: &Tensor, k: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "openblas")]
+        if q.device().is_cpu() && q.dtype() == candle_core::DType::F32 {
+            return crate::blas::batched_matmul(q, k, true);
+        }
+        q.matmul(&k.t()?)
+    }
+
+    /// weights · v per head: (n, len, len) and (n, len, d) to (n, len, d).
+    pub fn weighted(weights: &Tensor, v: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "openblas")]
+        if weights.device().is_cpu() && weights.dtype() == candle_core::DType::F32 {
+            return crate::blas::batched_matmul(&weights.contiguous()?, v, false);
+        }
+        weights.matmul(v)
     }
 }

@@ -29,6 +29,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "openblas")]
+pub mod blas;
 pub mod budget;
 pub mod clip;
 pub mod clip_model;
