@@ -3,7 +3,7 @@
 //!
 //! - Paper: Radford et al., *Learning Transferable Visual Models From Natural Language
 //!   Supervision* (2021). Reference code: `transformers`' `CLIPModel`; the network itself is
-//!   candle-transformers' `clip` module, loaded from the same checkpoint names.
+//!   this crate's [`crate::clip_model`], loaded from the same checkpoint names.
 //! - Each model: the keyframes are preprocessed as CLIP does (shortest side resized to the input
 //!   size with a bicubic filter, center crop, per-channel normalisation), embedded, and scored as
 //!   the mean cosine similarity with the prompt's embedding.
