@@ -8,9 +8,11 @@
 //! ## The front door
 //! - [`Scenario::load`] reads a scenario file (with `--set` [`Override`]s).
 //! - [`Simulator`] runs it ([`Simulator::run`], or one [`Shard`] of it with
-//!   [`Simulator::run_shard`]) and replays single slots ([`Simulator::replay`]); a [`Run`] gives
-//!   its [`Report`] (table, JSON), its plot, or a shard file.
-//! - [`sweep`] runs a grid of overrides and recommends the best point under an objective.
+//!   [`Simulator::run_shard`]), replays single slots ([`Simulator::replay`]) and sweeps a grid of
+//!   overrides ([`Simulator::sweep`]); a [`Run`] gives its [`Report`] (table, JSON), its plot, or
+//!   a shard file.
+//! - [`sweep`] holds the grammars and the sweep's report, which recommends the best point under
+//!   an objective.
 //! - [`merge`] joins shard files into the unsharded run's or sweep's result, byte for byte.
 //!
 //! ```text

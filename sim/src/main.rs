@@ -219,10 +219,10 @@ mod commands {
         workers: usize,
         shard: Option<Shard>,
     ) -> anyhow::Result<()> {
-        let points = vortex_sim::sweep::scenarios(&args.scenario, &overrides(&args, slots), vary)?;
+        let simulator = Simulator::new(load(&args, slots)?).workers(workers).progress(true);
         let started = std::time::Instant::now();
         let shard = shard.unwrap_or(Shard::WHOLE);
-        let sweep = vortex_sim::sweep::run(points, shard, workers, true);
+        let sweep = simulator.sweep(vary, shard).map_err(anyhow::Error::msg)?;
         let took = started.elapsed().as_secs_f64();
         if !shard.is_whole() {
             let path = json.expect("clap requires --json with --shard");

@@ -44,6 +44,9 @@ pub struct Scenario {
     pub cadence: Option<Cadence>,
     /// The file it came from (`<inline>` for text).
     pub origin: String,
+    /// The file and `--set` overrides it was loaded from (none for text): a sweep reloads it
+    /// with each grid point's values added.
+    pub source: Option<(PathBuf, Vec<Override>)>,
 }
 
 /// How one stage behaves.
@@ -241,7 +244,9 @@ impl Scenario {
         let origin = path.display().to_string();
         let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Scenario::from_yaml_str(&origin, &text, base_dir, overrides)
+        let mut scenario = Scenario::from_yaml_str(&origin, &text, base_dir, overrides)?;
+        scenario.source = Some((path.to_path_buf(), overrides.to_vec()));
+        Ok(scenario)
     }
 
     /// Parses scenario text; relative paths in it are taken from `base_dir`.
@@ -333,6 +338,7 @@ impl Scenario {
             drift,
             cadence,
             origin: origin.to_string(),
+            source: None,
         })
     }
 

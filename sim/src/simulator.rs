@@ -163,6 +163,18 @@ impl Simulator {
         Ok(crate::runner::replay(s, slot))
     }
 
+    /// Runs the scenario over a grid of `--vary` axes (each point the scenario file reloaded with
+    /// its values as overrides, all checked before any runs), or the points of one shard of it.
+    /// Needs a scenario loaded from a file.
+    #[cfg(madsim)]
+    pub fn sweep(&self, axes: &[crate::sweep::Vary], shard: Shard) -> Result<crate::sweep::SweepRun, String> {
+        let Some((path, overrides)) = &self.scenario.source else {
+            return Err(format!("scenario {} was not loaded from a file, so it cannot be swept", self.scenario.name));
+        };
+        let points = crate::sweep::scenarios(path, overrides, axes).map_err(|e| e.to_string())?;
+        Ok(crate::sweep::run(points, shard, self.workers, self.progress))
+    }
+
     /// A replay as text: the event timeline, the attempt log and the outcome.
     #[cfg(madsim)]
     pub fn render_replay(&self, slot: u64, replay: &crate::runner::Replay) -> String {

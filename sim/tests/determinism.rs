@@ -129,11 +129,11 @@ fn back_to_back_runs_refuse_to_shard_but_their_sweeps_shard_by_point() {
     let objective: vortex_sim::sweep::Objective = "max:on_time subject_to:false_abort<=0.01".parse().unwrap();
     let vary: Vec<vortex_sim::sweep::Vary> = vec!["orchestration.deadline_buffer_s=0..4:1".parse().unwrap()];
     let base = [Override { key: "slots".into(), value: 2000u64.into() }];
-    let points = || vortex_sim::sweep::scenarios(&scenario_path("back-to-back"), &base, &vary).unwrap();
-    let whole = vortex_sim::sweep::run(points(), vortex_sim::Shard::WHOLE, 0, false).report(&objective).to_json();
+    let simulator = Simulator::new(Scenario::load(&scenario_path("back-to-back"), &base).unwrap());
+    let whole = simulator.sweep(&vary, vortex_sim::Shard::WHOLE).unwrap().report(&objective).to_json();
     let files: Vec<(String, String)> = (0..2)
         .map(|k| {
-            let part = vortex_sim::sweep::run(points(), vortex_sim::Shard { index: k, count: 2 }, 0, false);
+            let part = simulator.sweep(&vary, vortex_sim::Shard { index: k, count: 2 }).unwrap();
             (format!("sweep{k}.json"), part.to_shard_json(&objective, &base))
         })
         .collect();
