@@ -24,7 +24,7 @@ import sys
 import tempfile
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerFast, T5Config, T5EncoderModel
@@ -92,20 +92,11 @@ def main() -> None:
     manifest = {"seed": SEED}
 
     bfl.FLUX = FLUX
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=FLUX["in_channels"], num_layers=FLUX["depth"],
-        num_single_layers=FLUX["depth_single_blocks"], attention_head_dim=FLUX["hidden_size"] // FLUX["num_heads"],
-        num_attention_heads=FLUX["num_heads"], joint_attention_dim=FLUX["context_in_dim"],
-        pooled_projection_dim=FLUX["vec_in_dim"], guidance_embeds=False, axes_dims_rope=tuple(FLUX["axes_dim"]))
+    transformer = shapes.flux_transformer(FLUX)
     manifest["transformer"] = counter_fill_converted(transformer, bfl.flux_to_bfl)
 
     bfl.VAE = VAE
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=VAE["z_channels"],
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=tuple(VAE["ch"] * m for m in VAE["ch_mult"]), layers_per_block=VAE["num_res_blocks"],
-        norm_num_groups=32, use_quant_conv=False, use_post_quant_conv=False, sample_size=VAE["resolution"],
-        scaling_factor=VAE["scale_factor"], shift_factor=VAE["shift_factor"])
+    vae = shapes.flux_autoencoder(VAE)
     manifest["vae"] = counter_fill_converted(vae, bfl.vae_to_bfl)
 
     tied = lambda name: "shared.weight" if name == "encoder.embed_tokens.weight" else name  # noqa: E731

@@ -58,6 +58,26 @@ CLIP = {
 }
 
 
+def flux_transformer(cfg):
+    """diffusers' Flux transformer with the sizes of a BFL-style architecture dict."""
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=cfg["in_channels"], num_layers=cfg["depth"],
+        num_single_layers=cfg["depth_single_blocks"], attention_head_dim=cfg["hidden_size"] // cfg["num_heads"],
+        num_attention_heads=cfg["num_heads"], joint_attention_dim=cfg["context_in_dim"],
+        pooled_projection_dim=cfg["vec_in_dim"], guidance_embeds=False, axes_dims_rope=tuple(cfg["axes_dim"]))
+
+
+def flux_autoencoder(cfg):
+    """diffusers' AutoencoderKL in Flux's layout with the sizes of a BFL-style architecture dict."""
+    levels = len(cfg["ch_mult"])
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=cfg["z_channels"],
+        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=tuple(cfg["ch"] * m for m in cfg["ch_mult"]), layers_per_block=cfg["num_res_blocks"],
+        norm_num_groups=32, use_quant_conv=False, use_post_quant_conv=False, sample_size=cfg["resolution"],
+        scaling_factor=cfg["scale_factor"], shift_factor=cfg["shift_factor"])
+
+
 def counter_state(model, names=None):
     """Fills every float tensor of `model` from the counter generator, keyed by its own name."""
     state = {}
@@ -116,12 +136,7 @@ def main() -> None:
 
     # Flux transformer: head dim 128, rotary axes 16/56/56, a 4x6 (non-square) packed latent grid.
     bfl.FLUX = FLUX
-    flux = FluxTransformer2DModel(
-        patch_size=1, in_channels=FLUX["in_channels"], num_layers=FLUX["depth"],
-        num_single_layers=FLUX["depth_single_blocks"], attention_head_dim=FLUX["hidden_size"] // FLUX["num_heads"],
-        num_attention_heads=FLUX["num_heads"], joint_attention_dim=FLUX["context_in_dim"],
-        pooled_projection_dim=FLUX["vec_in_dim"], guidance_embeds=False, axes_dims_rope=tuple(FLUX["axes_dim"]))
-    counter_state_converted(flux, bfl.flux_to_bfl)
+    flux = counter_state_converted(flux_transformer(FLUX), bfl.flux_to_bfl)
     h, w = 4, 6
     img = torch.randn(1, h * w, FLUX["in_channels"])
     txt = torch.randn(1, 8, FLUX["context_in_dim"])
@@ -146,13 +161,7 @@ def main() -> None:
 
     # Autoencoder decoder: channels 128 -> 64 (nin_shortcut), 4 and 2 channels per GroupNorm group.
     bfl.VAE = VAE
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=VAE["z_channels"],
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=tuple(VAE["ch"] * m for m in VAE["ch_mult"]), layers_per_block=VAE["num_res_blocks"],
-        norm_num_groups=32, use_quant_conv=False, use_post_quant_conv=False, sample_size=VAE["resolution"],
-        scaling_factor=VAE["scale_factor"], shift_factor=VAE["shift_factor"])
-    counter_state_converted(vae, bfl.vae_to_bfl)
+    vae = counter_state_converted(flux_autoencoder(VAE), bfl.vae_to_bfl)
     # A near-constant latent: the first GroupNorms then see a variance near 1e-5, where an epsilon of
     # 1e-6 and one of 1e-5 differ (with unit variance no tolerance could tell them apart).
     z = 0.003 * torch.randn(1, VAE["z_channels"], 4, 6)

@@ -68,10 +68,7 @@ impl Sgemm {
             );
         }
         let m = a_dims.iter().rev().skip(1).product::<usize>();
-        let limit = blasint::MAX as usize;
-        if m > limit || n > limit || k > limit {
-            candle_core::bail!("openblas-sgemm: a side above {limit}");
-        }
+        fits_blasint(m, n, k)?;
         single_threaded();
         let mut c = match bias {
             Some(bias) => bias.repeat(m),
@@ -84,7 +81,7 @@ impl Sgemm {
             let rows = m.div_ceil(threads);
             c.par_chunks_mut(rows * n).zip(a.par_chunks(rows * k)).for_each(|(c, a)| {
                 // SAFETY: a holds (rows)·k values, b k·n, c rows·n, row-major and contiguous.
-                unsafe { sgemm(a.len() / k, n, k, a.as_ptr(), k, b.as_ptr(), n, beta, c.as_mut_ptr(), n) }
+                unsafe { sgemm(a.len() / k, n, k, a.as_ptr(), k, b.as_ptr(), n, false, beta, c.as_mut_ptr(), n) }
             });
         } else {
             // Short (a text of 77 tokens): columns to each task, each writing its own stripe.
@@ -95,7 +92,9 @@ impl Sgemm {
                 let width = cols.min(n - j);
                 // SAFETY: each task writes the columns j..j+width of c's m rows, disjoint from the
                 // other tasks'; a holds m·k values and b k·n; leading dimensions k, n, n.
-                unsafe { sgemm(m, width, k, a.as_ptr(), k, b.as_ptr().add(j), n, beta, (c_ptr as *mut f32).add(j), n) }
+                unsafe {
+                    sgemm(m, width, k, a.as_ptr(), k, b.as_ptr().add(j), n, false, beta, (c_ptr as *mut f32).add(j), n)
+                }
             });
         }
         let mut dims = a_dims.to_vec();
@@ -104,7 +103,8 @@ impl Sgemm {
     }
 }
 
-/// Row-major, no transposes: c (m×n, leading dimension ldc) = a (m×k) · b (k×n) + beta · c.
+/// Row-major: c (m×n, leading dimension ldc) = a (m×k) · b + beta · c, where b is (k×n), or
+/// (n×k) read transposed with `transpose_b`.
 ///
 /// # Safety
 /// The pointers must hold the matrices their sizes and leading dimensions describe.
@@ -117,6 +117,7 @@ unsafe fn sgemm(
     lda: usize,
     b: *const f32,
     ldb: usize,
+    transpose_b: bool,
     beta: f32,
     c: *mut f32,
     ldc: usize,
@@ -124,7 +125,7 @@ unsafe fn sgemm(
     cblas_sgemm(
         CBLAS_ROW_MAJOR,
         CBLAS_NO_TRANS,
-        CBLAS_NO_TRANS,
+        if transpose_b { CBLAS_TRANS } else { CBLAS_NO_TRANS },
         m as blasint,
         n as blasint,
         k as blasint,
@@ -137,6 +138,15 @@ unsafe fn sgemm(
         c,
         ldc as blasint,
     )
+}
+
+/// Refuses sizes OpenBLAS's 32-bit integers cannot hold.
+fn fits_blasint(m: usize, n: usize, k: usize) -> Result<()> {
+    let limit = blasint::MAX as usize;
+    if m > limit || n > limit || k > limit {
+        candle_core::bail!("openblas-sgemm: a side above {limit}");
+    }
+    Ok(())
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -192,10 +202,7 @@ impl CustomOp2 for BatchedSgemm {
     }
 
     fn cpu_fwd(&self, a: &CpuStorage, a_l: &Layout, b: &CpuStorage, b_l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (a, b) else { candle_core::bail!("batched sgemm: f32 only") };
-        let (Some((a0, a1)), Some((b0, b1))) = (a_l.contiguous_offsets(), b_l.contiguous_offsets()) else {
-            candle_core::bail!("batched sgemm: contiguous inputs only")
-        };
+        let (a, b) = (contiguous(a, a_l)?, contiguous(b, b_l)?);
         let (&[batch, m, k], &[batch_b, b1_dim, b2_dim]) = (a_l.dims(), b_l.dims()) else {
             candle_core::bail!("batched sgemm: (batch, rows, columns) inputs only")
         };
@@ -203,35 +210,14 @@ impl CustomOp2 for BatchedSgemm {
         if batch != batch_b || k != k_b {
             candle_core::bail!("batched sgemm: shapes {:?} and {:?} do not multiply", a_l.dims(), b_l.dims());
         }
-        let limit = blasint::MAX as usize;
-        if m > limit || n > limit || k > limit {
-            candle_core::bail!("batched sgemm: a side above {limit}");
-        }
+        fits_blasint(m, n, k)?;
         single_threaded();
-        let (a, b) = (&a[a0..a1], &b[b0..b1]);
         let mut c = vec![0f32; batch * m * n];
-        let (trans, ldb) = if self.transpose_b { (CBLAS_TRANS, k) } else { (CBLAS_NO_TRANS, n) };
+        let ldb = if self.transpose_b { k } else { n };
         c.par_chunks_mut(m * n).zip(a.par_chunks(m * k)).zip(b.par_chunks(k * n)).for_each(|((c, a), b)| {
             // SAFETY: each entry's a holds m·k values, b k·n and c m·n, row-major and contiguous
             // (checked above); the sizes fit OpenBLAS's integers.
-            unsafe {
-                cblas_sgemm(
-                    CBLAS_ROW_MAJOR,
-                    CBLAS_NO_TRANS,
-                    trans,
-                    m as blasint,
-                    n as blasint,
-                    k as blasint,
-                    1.0,
-                    a.as_ptr(),
-                    k as blasint,
-                    b.as_ptr(),
-                    ldb as blasint,
-                    0.0,
-                    c.as_mut_ptr(),
-                    n as blasint,
-                );
-            }
+            unsafe { sgemm(m, n, k, a.as_ptr(), k, b.as_ptr(), ldb, self.transpose_b, 0.0, c.as_mut_ptr(), n) }
         });
         Ok((CpuStorage::F32(c), Shape::from((batch, m, n))))
     }

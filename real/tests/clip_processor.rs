@@ -8,19 +8,16 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use vortex_real::media::Frame;
 
+mod common;
+
+use common::counter::splitmix64;
+
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_processor")
 }
 
 fn golden() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir().join("golden.json")).unwrap()).unwrap()
-}
-
-fn splitmix64(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The fixture's frame `index` (the same formula as the generator's `frame`).

@@ -41,27 +41,12 @@ fn golden() -> std::collections::HashMap<String, Tensor> {
     candle_core::safetensors::load(path, &Device::Cpu).unwrap()
 }
 
-/// The largest absolute value of a tensor.
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-#[track_caller]
-fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-    assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
-    common::assert_finite(ours, what);
-    let size = max_abs(theirs);
-    assert!(size > 0.05, "{what}: the fixture's output is too small to check anything ({size})");
-    let diff = max_abs(&(ours - theirs).unwrap());
-    assert!(diff < TOLERANCE, "{what}: differs from PyTorch by {diff}");
-}
-
 /// For quantized weights: close to PyTorch within `fraction` of the output's range, but not
 /// exactly equal (which would mean nothing was quantized).
 #[track_caller]
 fn assert_quantized_close(ours: &Tensor, theirs: &Tensor, fraction: f32, what: &str) {
     common::assert_finite(ours, what);
-    let (size, diff) = (max_abs(theirs), max_abs(&(ours - theirs).unwrap()));
+    let (size, diff) = (common::max_abs(theirs), common::max_abs(&(ours - theirs).unwrap()));
     assert!(diff < fraction * size, "{what}: differs by {diff} (output range {size})");
     assert!(diff > 0.0, "{what}: matches exactly, so it was not quantized");
 }
@@ -87,21 +72,21 @@ fn t5_encoder_matches_transformers() {
     let g = golden();
     let (mut t5, _) = flux::load_t5(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
     let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
-    assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], "T5 hidden states");
+    common::assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], TOLERANCE, "T5 hidden states");
 }
 
 #[test]
 fn flux_transformer_matches_diffusers() {
     let g = golden();
     let (model, _) = flux::load_transformer(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
-    assert_close(&predict(&model, &g), &g["flux_out"], "Flux transformer prediction");
+    common::assert_close(&predict(&model, &g), &g["flux_out"], TOLERANCE, "Flux transformer prediction");
 }
 
 #[test]
 fn flux_autoencoder_decoder_matches_diffusers() {
     let g = golden();
     let (vae, _) = flux::load_autoencoder(&fixture(), Path::new("/"), &Device::Cpu).unwrap();
-    assert_close(&vae.decode(&g["vae_latent"]).unwrap(), &g["vae_image"], "autoencoder decode");
+    common::assert_close(&vae.decode(&g["vae_latent"]).unwrap(), &g["vae_image"], TOLERANCE, "autoencoder decode");
 }
 
 #[test]
@@ -138,7 +123,7 @@ fn sharded_t5_weights_load_from_their_shards() {
     cfg.t5.weights = vortex_real::config::WeightFiles(shards.to_vec());
     let (mut t5, _) = flux::load_t5(&cfg, Path::new("/"), &Device::Cpu).unwrap();
     let ids = g["t5_input_ids"].to_dtype(DType::U32).unwrap();
-    assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], "T5 from shards");
+    common::assert_close(&t5.forward(&ids, DType::F32).unwrap(), &g["t5_hidden"], TOLERANCE, "T5 from shards");
 }
 
 #[test]
@@ -157,7 +142,7 @@ fn quantized_gguf_t5_matches_transformers() {
         t5.forward(&ids, DType::F32).unwrap()
     };
     // The GGUF loading path itself, with nothing rounded: as exact as the safetensors path.
-    assert_close(&run(candle_core::quantized::GgmlDType::F32), theirs, "T5 from an f32 GGUF");
+    common::assert_close(&run(candle_core::quantized::GgmlDType::F32), theirs, TOLERANCE, "T5 from an f32 GGUF");
     // Q8_0 rounds weights and, in candle's CPU kernels, activations to 8 bits per block of 32.
     assert_quantized_close(&run(candle_core::quantized::GgmlDType::Q8_0), theirs, 0.05, "Q8_0 T5");
 }

@@ -40,20 +40,6 @@ fn write_weights(manifest: &serde_json::Value, component: &str, path: &Path) {
     candle_core::safetensors::save(&tensors, path).unwrap();
 }
 
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-#[track_caller]
-fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-    assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
-    common::assert_finite(ours, what);
-    let (size, diff) = (max_abs(theirs), max_abs(&(ours - theirs).unwrap()));
-    assert!(size > 0.05, "{what}: the fixture's output is too small to check anything ({size})");
-    assert!(diff < TOLERANCE, "{what}: differs from diffusers by {diff} (output range {size})");
-    eprintln!("{what}: max difference {diff:.3e}");
-}
-
 #[test]
 fn flux_pipeline_matches_diffusers_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
@@ -91,14 +77,16 @@ fn flux_pipeline_matches_diffusers_end_to_end() {
         let mut steps = 0;
         let packed = pipeline.denoise(prompt, &golden["noise"], &CancelToken::default(), |_| steps += 1).unwrap();
         assert_eq!(steps, 4, "Schnell's four steps");
-        assert_close(&packed, &golden[&format!("latent{i}")], &format!("prompt {i}: denoised latent"));
+        common::assert_close(
+            &packed,
+            &golden[&format!("latent{i}")],
+            TOLERANCE,
+            &format!("prompt {i}: denoised latent"),
+        );
         let image = pipeline.decode(&packed, height, width).unwrap();
         // diffusers' postprocessing: [-1, 1] to [0, 1].
         let image = ((image + 1.0).unwrap() / 2.0).unwrap().clamp(0f32, 1f32).unwrap();
-        assert_close(
-            &image.to_dtype(DType::F32).unwrap(),
-            &golden[&format!("image{i}")],
-            &format!("prompt {i}: image"),
-        );
+        let image = image.to_dtype(DType::F32).unwrap();
+        common::assert_close(&image, &golden[&format!("image{i}")], TOLERANCE, &format!("prompt {i}: image"));
     }
 }

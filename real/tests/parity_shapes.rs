@@ -61,10 +61,6 @@ fn seed() -> u64 {
     configs["seed"].as_u64().unwrap()
 }
 
-fn max_abs(t: &Tensor) -> f32 {
-    t.to_dtype(DType::F32).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
 /// Compares candle's f32 and half-precision outputs with PyTorch's (`key`, `key_f16`/`key_bf16`).
 #[track_caller]
 fn assert_matches(g: &HashMap<String, Tensor>, key: &str, f32_out: &Tensor, half_out: &Tensor) {
@@ -74,7 +70,7 @@ fn assert_matches(g: &HashMap<String, Tensor>, key: &str, f32_out: &Tensor, half
         assert_eq!(ours.dims(), theirs.dims(), "{key} ({what}): shapes differ");
         common::assert_finite(ours, &format!("{key} ({what})"));
         let ours = ours.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
-        let (size, diff) = (max_abs(theirs), max_abs(&(&ours - theirs).unwrap()));
+        let (size, diff) = (common::max_abs(theirs), common::max_abs(&(&ours - theirs).unwrap()));
         assert!(size > 0.1, "{key}: the fixture's output is too small to check anything ({size})");
         let limit = if what == "f32" { F32_TOLERANCE } else { share * size };
         assert!(diff < limit, "{key} ({what}): differs from PyTorch by {diff} (limit {limit}, output range {size})");

@@ -18,7 +18,8 @@ fn fnv1a64(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn splitmix64(z: u64) -> u64 {
+/// SplitMix64's finaliser (also the fixture frames' noise, `tools/gen_clip_processor_fixture.py`).
+pub fn splitmix64(z: u64) -> u64 {
     let mut z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -247,6 +247,24 @@ pub fn quantize_to_gguf(safetensors: &Path, gguf: &Path, dtype: candle_core::qua
     gguf_file::write(&mut file, &[], &refs).unwrap();
 }
 
+/// The largest absolute value of a tensor, in f32.
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    let t = t.to_dtype(candle_core::DType::F32).unwrap();
+    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// Panics unless `ours` has `theirs`'s shape, is finite, and is within `tolerance` of it
+/// everywhere; `theirs` must be large enough (above 0.05) to check anything.
+#[track_caller]
+pub fn assert_close(ours: &candle_core::Tensor, theirs: &candle_core::Tensor, tolerance: f32, what: &str) {
+    assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
+    assert_finite(ours, what);
+    let (size, diff) = (max_abs(theirs), max_abs(&(ours - theirs).unwrap()));
+    assert!(size > 0.05, "{what}: the fixture's output is too small to check anything ({size})");
+    assert!(diff < tolerance, "{what}: differs from the reference by {diff} (output range {size})");
+    eprintln!("{what}: max difference {diff:.3e}");
+}
+
 /// Panics unless every value is finite. candle's CPU `max` skips a NaN that is not the first
 /// element, so a max-abs comparison alone can pass on NaN output.
 #[track_caller]
