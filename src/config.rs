@@ -101,17 +101,17 @@ impl Orchestration {
     /// real mode and are not looked at here (`vortex config check` checks them); the section
     /// itself must be present, so a misspelt section name is not silently replaced by defaults.
     pub fn load(path: &Path) -> Result<Orchestration, ConfigError> {
-        let origin = path.display().to_string();
-        let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;
-        Ok(yaml::parse::<SectionOnly>(&origin, &text)?.orchestration)
+        Ok(Orchestration::load_with_value(path)?.0)
     }
 
-    /// The raw `orchestration` section of a config file, for merging overrides into it before it
-    /// is read (the simulator's scenarios do). Check the file with [`Orchestration::load`] first.
-    pub fn load_value(path: &Path) -> Result<serde_yaml_ng::Value, ConfigError> {
+    /// The `orchestration` section of a config file, checked, and also as its raw YAML, for
+    /// merging overrides into it before it is read again (the simulator's scenarios do). The file
+    /// is read once; errors in it are blamed on it, with their line and column.
+    pub fn load_with_value(path: &Path) -> Result<(Orchestration, serde_yaml_ng::Value), ConfigError> {
         let origin = path.display().to_string();
         let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;
-        Ok(yaml::parse::<RawSection>(&origin, &text)?.orchestration)
+        let checked = yaml::parse::<SectionOnly>(&origin, &text)?.orchestration;
+        Ok((checked, yaml::parse::<RawSection>(&origin, &text)?.orchestration))
     }
 
     /// Per-attempt timeouts as durations.

@@ -277,11 +277,10 @@ impl Scenario {
             (Some(p), own) => {
                 let path = base_dir.join(p);
                 // Checked alone first, so that a bad value in the config file is blamed on it.
-                let base = Orchestration::load(&path)?;
+                let (base, mut merged) = Orchestration::load_with_value(&path)?;
                 match own {
                     None => base,
                     Some(own) => {
-                        let mut merged = Orchestration::load_value(&path)?;
                         yaml::merge(&mut merged, Value::Mapping(own));
                         yaml::from_value(origin, merged).map_err(|e| within(e, "orchestration"))?
                     }
