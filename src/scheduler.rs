@@ -119,7 +119,7 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         let slot = SlotState::new(recipe.slot_id, deadline);
         info!(target: TARGET, event = "slot_started", slot_id = recipe.slot_id, elapsed_ms = 0.0,
               deadline_ms = ms(deadline), "slot started");
-        let dropped = DroppedSlot { slot_id: recipe.slot_id, clock: slot.clock.clone() };
+        let dropped = DroppedSlot(&slot);
         let outcome = match self.drive(&slot, recipe).await {
             Ok(completed) => Outcome::Completed(completed),
             Err(Stop::Aborted(abort)) => Outcome::Aborted(abort),
@@ -238,15 +238,12 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
 
 /// Logs `slot_cancelled` when a slot's future is dropped before it reached an outcome (the
 /// caller gave up on it: a shutdown, a client that went away). Forgotten on the normal path.
-struct DroppedSlot {
-    slot_id: u64,
-    clock: Stopwatch,
-}
+struct DroppedSlot<'a>(&'a SlotState);
 
-impl Drop for DroppedSlot {
+impl Drop for DroppedSlot<'_> {
     fn drop(&mut self) {
-        warn!(target: TARGET, event = "slot_cancelled", slot_id = self.slot_id,
-              elapsed_ms = ms(self.clock.elapsed()), "slot cancelled from outside");
+        warn!(target: TARGET, event = "slot_cancelled", slot_id = self.0.slot_id,
+              elapsed_ms = ms(self.0.elapsed()), "slot cancelled from outside");
     }
 }
 
