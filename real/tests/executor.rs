@@ -9,11 +9,13 @@ use vortex_real::executor::{Cancelled, ModelError, ModelWorker, QUEUE_CAPACITY};
 async fn dropping_the_future_cancels_the_job_at_its_next_unit_of_work() {
     let worker = ModelWorker::spawn("units", 0u32);
     let (step_tx, step_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
     let (seen_tx, seen_rx) = mpsc::channel::<u32>();
     let job = worker.run(move |count, cancel| {
         loop {
             cancel.check()?;
-            // One unit of work: wait for the test to allow it.
+            // One unit of work: announce it, then wait for the test to let it finish.
+            started_tx.send(()).map_err(|_| Cancelled)?;
             step_rx.recv().map_err(|_| Cancelled)?;
             *count += 1;
             seen_tx.send(*count).unwrap();
@@ -22,18 +24,23 @@ async fn dropping_the_future_cancels_the_job_at_its_next_unit_of_work() {
         Ok::<(), ModelError>(())
     });
     let mut job = Box::pin(job);
-    // Let two units run while the job is awaited, then drop it (a timeout or abort would).
+    // Let two units run while the job is awaited, then drop it (a timeout or abort would)
+    // while the third unit is in progress: it has passed its check and waits for its step.
     let waker = futures_noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(job.as_mut().poll(&mut cx).is_pending());
-    step_tx.send(()).unwrap();
-    step_tx.send(()).unwrap();
-    assert_eq!((seen_rx.recv().unwrap(), seen_rx.recv().unwrap()), (1, 2));
+    for unit in 1..=2 {
+        started_rx.recv().unwrap();
+        step_tx.send(()).unwrap();
+        assert_eq!(seen_rx.recv().unwrap(), unit);
+    }
+    started_rx.recv().unwrap();
     drop(job);
     // The unit in progress finishes; the job stops at its next check.
     step_tx.send(()).unwrap();
     assert_eq!(seen_rx.recv().unwrap(), 3);
     assert!(seen_rx.recv_timeout(Duration::from_secs(30)).is_err(), "the job ran on past its cancellation");
+    assert!(started_rx.try_recv().is_err(), "a fourth unit started after the cancellation");
     // The overrun was measured (and logged).
     let started = std::time::Instant::now();
     while worker.last_cancel_overrun().is_zero() && started.elapsed() < Duration::from_secs(30) {
