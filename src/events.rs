@@ -3,12 +3,16 @@
 //! The scheduler emits, under target [`TARGET`], one event each and in order: `slot_started`,
 //! `audio_complete`, `image_complete` (these two in whichever order they finish),
 //! `video_complete`, `clip_complete`, then exactly one of `slot_complete`, `slot_aborted` or
-//! `slot_failed`; plus one `stage_retry` per retry that really started, and `slot_cancelled`
-//! instead of a final event when the slot's future was dropped from outside. Every event carries
-//! `event`, `slot_id` and `elapsed_ms` (time since the slot started, virtual under the simulator).
+//! `slot_failed`; plus one `stage_retry` per retry that really started, one `stage_waiting` per
+//! stage whose model is still busy with a cancelled attempt when the stage (or its retry) is
+//! about to start (fields `stage`, `model`, `reason` such as `busy with a cancelled job of slot
+//! 7`, `busy_ms` since the cancellation and `wait_ms` still expected, which the deadline check
+//! counts), and `slot_cancelled` instead of a final event when the slot's future was dropped
+//! from outside. Every event carries `event`, `slot_id` and `elapsed_ms` (time since the slot
+//! started, virtual under the simulator).
 //!
-//! Levels carry meaning: progress is INFO; retries, aborts and cancellations are WARN; failures
-//! are ERROR. A failure's `reason` is a [`crate::FailureKind`] name (`timed_out`,
+//! Levels carry meaning: progress is INFO; retries, waits, aborts and cancellations are WARN;
+//! failures are ERROR. A failure's `reason` is a [`crate::FailureKind`] name (`timed_out`,
 //! `deadline_capped`, `model_error`, `out_of_memory`, `cancelled`, `invalid_output`).
 //!
 //! Nothing in this crate installs a subscriber: the binary that runs slots chooses one (the

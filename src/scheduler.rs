@@ -26,7 +26,7 @@ use crate::outcome::{
 use crate::predictor::{Predictor, Remaining, StaticPredictor};
 use crate::recipe::Recipe;
 use crate::rt::{self, Stopwatch};
-use crate::stage::{PerStage, Stage, StageError, Stages, Verdict};
+use crate::stage::{Backlog, PerStage, Stage, StageError, Stages, Verdict};
 use crate::units::RetryCount;
 
 /// The outputs of a completed slot for backend `S`.
@@ -160,22 +160,39 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
         })
     }
 
-    /// Continues only if `(deadline - now) - buffer >= estimated remaining work`.
+    /// Continues only if `(deadline - now) - buffer >= estimated remaining work + wait`, where
+    /// `wait` is how long the models of the stages about to start are still expected to be busy
+    /// with cancelled work (each busy one logs `stage_waiting`, with or without the check).
     fn checkpoint(&self, slot: &SlotState, checkpoint: Checkpoint) -> Result<(), Stop> {
+        let (work, starting): (_, &[Stage]) = match checkpoint {
+            Checkpoint::BeforeStart => (Remaining::Slot, &[Stage::Audio, Stage::Image]),
+            Checkpoint::BeforeVideo => (Remaining::From(Stage::Video), &[Stage::Video]),
+            Checkpoint::BeforeClip => (Remaining::From(Stage::Clip), &[Stage::Clip]),
+        };
+        let wait = self.backlog_wait(slot, starting);
         if !self.predictive_abort {
             return Ok(());
         }
-        let work = match checkpoint {
-            Checkpoint::BeforeStart => Remaining::Slot,
-            Checkpoint::BeforeVideo => Remaining::From(Stage::Video),
-            Checkpoint::BeforeClip => Remaining::From(Stage::Clip),
-        };
-        let remaining = self.predictor.remaining(work);
+        let remaining = self.predictor.remaining(work) + wait;
         let elapsed = slot.elapsed();
         if self.fits(slot, elapsed, remaining) {
             return Ok(());
         }
         Err(Stop::Aborted(Abort { checkpoint, elapsed, predicted_finish: elapsed + remaining }))
+    }
+
+    /// The longest expected wait among the models of `stages` that are still busy with a
+    /// cancelled attempt; logs `stage_waiting` for each. Zero, without reading the clock, when
+    /// none is busy (always, in the simulator).
+    fn backlog_wait(&self, slot: &SlotState, stages: &[Stage]) -> Duration {
+        let mut wait = Duration::ZERO;
+        for &stage in stages {
+            if let Some(backlog) = self.stages.backlog(stage) {
+                emit_waiting(slot.slot_id, slot.elapsed(), stage, &backlog);
+                wait = wait.max(backlog.expected_wait);
+            }
+        }
+        wait
     }
 
     /// True when `work` fits in the time left before the deadline at `elapsed`, less the buffer.
@@ -221,7 +238,10 @@ impl<S: Stages, P: Predictor> SlotScheduler<S, P> {
                 return Err(failure(false));
             }
             let backoff = self.policy.backoff_base * 2u32.pow(attempt);
-            if !self.fits(slot, ended, backoff + self.predictor.remaining(Remaining::From(stage))) {
+            // The failed attempt may still be running on its model (a timeout cancels it): the
+            // retry would queue behind it.
+            let wait = self.backlog_wait(slot, &[stage]).saturating_sub(backoff);
+            if !self.fits(slot, ended, backoff + wait + self.predictor.remaining(Remaining::From(stage))) {
                 return Err(failure(true));
             }
             rt::sleep(backoff).await;
@@ -338,6 +358,12 @@ fn emit_complete(slot_id: u64, stage: Stage, attempts: u32, at: Duration, took: 
     };
     info!(target: TARGET, event, slot_id, elapsed_ms = ms(at), stage = stage.name(),
           attempts, stage_ms = ms(took), "{message}");
+}
+
+fn emit_waiting(slot_id: u64, at: Duration, stage: Stage, backlog: &Backlog) {
+    warn!(target: TARGET, event = "stage_waiting", slot_id, elapsed_ms = ms(at), stage = stage.name(),
+          model = backlog.model.as_ref(), reason = backlog.reason().as_str(), busy_ms = ms(backlog.busy_for),
+          wait_ms = ms(backlog.expected_wait), "stage waits for its model");
 }
 
 fn emit_final<O>(result: &SlotResult<O>) {

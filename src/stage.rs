@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -337,6 +338,32 @@ impl StageError {
     }
 }
 
+/// A stage's model still busy with work the scheduler already gave up on: a cancelled attempt
+/// (timed out, aborted, its sibling failed) that has not reached its next cancellation point.
+/// The stage's next attempt waits behind it, so the scheduler logs the wait and counts it in its
+/// deadline checks instead of letting it delay the slot silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    /// The busy model, as the backend names it (`flux`, `clip_l14`).
+    pub model: Cow<'static, str>,
+    /// The slot whose cancelled attempt it is still running, when the backend knows it.
+    pub slot_id: Option<u64>,
+    /// How long the model has been running the cancelled work since its cancellation.
+    pub busy_for: Duration,
+    /// How much longer the backend expects it to take: the next attempt starts that much later.
+    pub expected_wait: Duration,
+}
+
+impl Backlog {
+    /// Why the stage waits, in words: `busy with a cancelled job of slot 7`.
+    pub fn reason(&self) -> String {
+        match self.slot_id {
+            Some(slot) => format!("busy with a cancelled job of slot {slot}"),
+            None => "busy with a cancelled job".to_string(),
+        }
+    }
+}
+
 /// What the scheduler needs to know of a verification result.
 pub trait Verdict {
     /// True when the CLIP self-check passed. A failed check is reported, never an abort.
@@ -379,4 +406,11 @@ pub trait Stages: Send + Sync {
         video: &Self::Video,
         attempt: u32,
     ) -> impl Future<Output = Result<Self::Verdict, StageError>> + Send;
+
+    /// Whether the stage's model is still busy with a cancelled attempt, and for how long it is
+    /// expected to be. Asked before a stage starts and before a retry; the default, for backends
+    /// whose cancelled work stops at once, is never busy.
+    fn backlog(&self, _stage: Stage) -> Option<Backlog> {
+        None
+    }
 }

@@ -18,9 +18,10 @@ use candle_transformers::models::clip::ClipConfig;
 use serde::Deserialize;
 
 use crate::config::ClipModelConfig;
-use crate::executor::{CancelToken, ModelError};
-use crate::hf::{text_config, HfTower};
-use crate::loading::{candle_dtype, fit_to_context, mmap_safetensors, read_json, tokenizer};
+use crate::executor::{ensure_finite, CancelToken, ModelError};
+use crate::hf::{check_tower, text_config, HfTower, Tower};
+use crate::loading::{candle_dtype, fit_to_context, from_json, mmap_safetensors, read_json_value, tokenizer};
+use crate::loading::{check_layers, JsonBounds, LayerCount};
 use crate::media::Frame;
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -42,6 +43,7 @@ pub const END_OF_TEXT: &str = "<|endoftext|>";
 
 /// The architecture, as Hugging Face's `config.json` gives it (the fields candle needs).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a CLIP config.json (text_config, vision_config, projection_dim)")]
 pub struct HfClipConfig {
     /// Text tower.
     pub text_config: HfTower,
@@ -59,34 +61,28 @@ fn default_logit_scale() -> f32 {
 }
 
 impl HfClipConfig {
-    /// Reads `config.json`.
+    /// Reads `config.json`; every size is checked against its limit before it reaches the
+    /// network (see [`crate::hf::check_tower`]).
     pub fn load(model: &str, path: &Path, published: &'static str) -> Result<Self, LoadError> {
-        let cfg: HfClipConfig = read_json(model, path, published)?;
+        let value = read_json_value(model, path, published)?;
+        let bounds = JsonBounds::new(model, path, &value, published);
+        check_tower(&bounds, "text_config.", Tower::Text)?;
+        check_tower(&bounds, "vision_config.", Tower::Vision)?;
+        bounds.uint("projection_dim", 1, crate::hf::MAX_WIDTH)?;
+        let cfg: HfClipConfig = from_json(model, path, value, published)?;
         for (tower, t) in [("text_config", &cfg.text_config), ("vision_config", &cfg.vision_config)] {
             if t.hidden_act != "quick_gelu" {
                 return Err(LoadError::file(
                     model,
                     path,
-                    format!("{tower}.hidden_act {:?} is not supported (quick_gelu only)", t.hidden_act),
-                    published,
-                ));
-            }
-            if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
-                return Err(LoadError::file(
-                    model,
-                    path,
-                    format!("{tower}: hidden_size must be a multiple of num_attention_heads"),
+                    format!(
+                        "key {tower}.hidden_act is \"{}\"; only quick_gelu is supported",
+                        crate::loading::quote(&t.hidden_act)
+                    ),
                     published,
                 ));
             }
         }
-        let need = |what: Option<usize>, key: &str| {
-            what.ok_or_else(|| LoadError::file(model, path, format!("missing {key}"), published))
-        };
-        need(cfg.text_config.vocab_size, "text_config.vocab_size")?;
-        need(cfg.text_config.max_position_embeddings, "text_config.max_position_embeddings")?;
-        need(cfg.vision_config.image_size, "vision_config.image_size")?;
-        need(cfg.vision_config.patch_size, "vision_config.patch_size")?;
         Ok(cfg)
     }
 
@@ -170,6 +166,7 @@ impl HfClipConfig {
 
 /// One loaded CLIP model with its tokenizer.
 pub struct ClipEncoder {
+    name: String,
     model: crate::clip_model::Clip,
     tokenizer: tokenizers::Tokenizer,
     end_of_text: u32,
@@ -200,6 +197,20 @@ impl ClipEncoder {
             (base_dir.join(&cfg.weights), base_dir.join(&cfg.config), base_dir.join(&cfg.tokenizer));
         let arch = HfClipConfig::load(model, &config_path, published)?;
         let weights = WeightsFile::inspect(model, &weights_path, published)?;
+        let layers = [
+            LayerCount {
+                key: "text_config.num_hidden_layers",
+                configured: arch.text_config.num_hidden_layers,
+                prefix: "text_model.encoder.layers.",
+            },
+            LayerCount {
+                key: "vision_config.num_hidden_layers",
+                configured: arch.vision_config.num_hidden_layers,
+                prefix: "vision_model.encoder.layers.",
+            },
+        ];
+        let names = weights.tensors.keys().map(String::as_str);
+        check_layers(model, &config_path, &weights_path, names, &layers, published)?;
         weights.require(model, &arch.expected_tensors(), published)?;
         let tokenizer = tokenizer(model, &tokenizer_path, published)?;
         let end_of_text = tokenizer
@@ -215,7 +226,7 @@ impl ClipEncoder {
             ));
         }
         let dtype = candle_dtype(cfg.dtype);
-        let vb = mmap_safetensors(model, &[&weights_path], dtype, device, published)?;
+        let (vb, _) = mmap_safetensors(model, &[&weights_path], dtype, device, published)?;
         let model_cfg = arch.to_model_config();
         let clip = crate::clip_model::Clip::new(&model_cfg, vb).map_err(|e| {
             LoadError::file(
@@ -226,6 +237,7 @@ impl ClipEncoder {
             )
         })?;
         Ok(ClipEncoder {
+            name: model.to_string(),
             model: clip,
             tokenizer,
             end_of_text,
@@ -270,6 +282,11 @@ impl ClipEncoder {
     /// `get_text_features`), f32.
     pub fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         self.model.text_features(ids)?.to_dtype(DType::F32)
+    }
+
+    /// The model's config key (`clip_b32`, `clip_l14`), as errors name it.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Input size in pixels.
@@ -346,6 +363,8 @@ pub fn score(
     let text = encoder.embed_text(prompt)?;
     cancel.check()?;
     let images = encoder.embed_frames(frames)?;
+    ensure_finite(&text.embedding, &format!("{}: the prompt's embedding", encoder.name))?;
+    ensure_finite(&images, &format!("{}: the keyframes' embeddings", encoder.name))?;
     let sims = images.matmul(&text.embedding.t()?)?.squeeze(1)?.to_vec1::<f32>()?;
     let score = sims.iter().map(|&s| s as f64).sum::<f64>() / sims.len() as f64;
     let mean = l2_normalize(&images.mean_keepdim(0)?)?.squeeze(0)?.to_vec1::<f32>()?;

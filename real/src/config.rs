@@ -19,7 +19,11 @@ use vortex::{bounded_f64, bounded_int, Orchestration};
 
 /// Everything `config.yaml` holds in real mode.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "ConfigFile")]
+#[serde(
+    deny_unknown_fields,
+    try_from = "ConfigFile",
+    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification"
+)]
 pub struct Config {
     /// The scheduler's policy (the core's section).
     pub orchestration: Orchestration,
@@ -39,7 +43,10 @@ pub struct Config {
 
 /// `config.yaml` as written, before the checks that span sections.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification"
+)]
 struct ConfigFile {
     orchestration: Orchestration,
     #[serde(default)]
@@ -109,7 +116,7 @@ impl Config {
 
 /// Section `device`: where real-mode models run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map with the key name (cpu or cuda:N)")]
 pub struct DeviceConfig {
     /// `cpu` or `cuda:N`.
     pub name: DeviceName,
@@ -167,7 +174,7 @@ bounded_f64!(
 
 /// Section `vram`: the budget real mode checks before loading models.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "VramFile")]
+#[serde(deny_unknown_fields, try_from = "VramFile", expecting = "a map with soft_limit_gb and hard_limit_gb")]
 pub struct VramConfig {
     /// Warn when the resident models exceed this many GB.
     pub soft_limit_gb: Gigabytes,
@@ -177,7 +184,7 @@ pub struct VramConfig {
 
 /// `vram` as written, before the check that spans both keys.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map with soft_limit_gb and hard_limit_gb")]
 struct VramFile {
     soft_limit_gb: Gigabytes,
     hard_limit_gb: Gigabytes,
@@ -211,7 +218,7 @@ impl Default for VramConfig {
 /// it fails loudly. Entries for models not built yet (Kokoro, LivePortrait) are refused until
 /// their stages exist.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map of models (clip_b32, clip_l14, flux)")]
 pub struct ModelsConfig {
     /// CLIP ViT-B/32 (verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,7 +273,7 @@ impl<'de> Deserialize<'de> for ImagePx {
 /// Flux.1-Schnell's files: the transformer (Black Forest Labs' checkpoint layout), its two text
 /// encoders and its autoencoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map of Flux's files (transformer, vae, t5, clip) and settings")]
 pub struct FluxModelConfig {
     /// `flux1-schnell.safetensors`, or a quantized `.gguf`.
     pub transformer: PathBuf,
@@ -310,7 +317,7 @@ fn default_t5_tokens() -> T5Tokens {
 
 /// A Hugging Face text encoder directory's files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map of a text encoder's files (weights, config, tokenizer)")]
 pub struct TextEncoderFiles {
     /// `model.safetensors`, or the list of its shards (`model-00001-of-00002.safetensors`, ...).
     pub weights: WeightFiles,
@@ -322,7 +329,7 @@ pub struct TextEncoderFiles {
 
 /// One CLIP model's files, as published in a Hugging Face model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a map of a CLIP model's files (weights, tokenizer, config) and dtype")]
 pub struct ClipModelConfig {
     /// `model.safetensors`.
     pub weights: PathBuf,
@@ -431,7 +438,10 @@ bounded_int!(
 
 /// Section `verification`: the dual CLIP self-check.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map of the self-check settings (keyframes, b32_min, l14_min, b32_weight, outlier_gap)"
+)]
 pub struct VerificationConfig {
     /// Keyframes sampled evenly from the video.
     pub keyframes: Keyframes,

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use vortex::stage::Backlog;
 use vortex::{FailureKind, StageError};
 
 /// Jobs a model worker holds at most (running and waiting). One slot runs at a time per GPU, and
@@ -75,6 +76,19 @@ impl ModelError {
     }
 }
 
+/// `Err(InvalidOutput)` naming `what` when `t` holds NaN or an infinity. Two passes on the
+/// device: `0 · t` is zero where `t` is finite and NaN elsewhere, and a sum keeps a NaN (a max
+/// would not: candle's CPU `max` skips NaN).
+pub fn ensure_finite(t: &candle_core::Tensor, what: &str) -> Result<(), ModelError> {
+    let probe = t.to_dtype(candle_core::DType::F32)?;
+    let sum = (probe.zeros_like()? * &probe)?.sum_all()?.to_scalar::<f32>()?;
+    if sum.is_finite() {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidOutput(format!("{what} holds NaN or infinite values")))
+    }
+}
+
 /// Tells a running job to stop; the job checks it between units of work.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken {
@@ -119,6 +133,12 @@ impl CancelToken {
 
 type Job<M> = Box<dyn FnOnce(&mut M) + Send>;
 
+/// The job a worker is running: its token, and the slot it was sent for.
+struct Running {
+    token: CancelToken,
+    slot_id: Option<u64>,
+}
+
 /// A model resident on its own thread.
 pub struct ModelWorker<M> {
     name: &'static str,
@@ -127,6 +147,8 @@ pub struct ModelWorker<M> {
     queued: Arc<AtomicUsize>,
     /// How long the last cancelled job ran on after its cancellation, in microseconds.
     last_overrun_us: Arc<AtomicU64>,
+    /// The job running now, if any.
+    running: Arc<Mutex<Option<Running>>>,
 }
 
 impl<M: Send + 'static> ModelWorker<M> {
@@ -141,7 +163,7 @@ impl<M: Send + 'static> ModelWorker<M> {
                 }
             })
             .expect("spawning a model thread");
-        ModelWorker { name, jobs, queued: Arc::default(), last_overrun_us: Arc::default() }
+        ModelWorker { name, jobs, queued: Arc::default(), last_overrun_us: Arc::default(), running: Arc::default() }
     }
 
     /// Runs `f` on the model's thread and waits for it without blocking the runtime. Dropping the
@@ -155,11 +177,36 @@ impl<M: Send + 'static> ModelWorker<M> {
     where
         T: Send + 'static,
     {
+        self.submit(None, f).await
+    }
+
+    /// [`ModelWorker::run`] for one slot's attempt: while the job runs on after a cancellation,
+    /// [`ModelWorker::backlog`] names the slot.
+    pub async fn run_for_slot<T>(
+        &self,
+        slot_id: u64,
+        f: impl FnOnce(&mut M, &CancelToken) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError>
+    where
+        T: Send + 'static,
+    {
+        self.submit(Some(slot_id), f).await
+    }
+
+    async fn submit<T>(
+        &self,
+        slot_id: Option<u64>,
+        f: impl FnOnce(&mut M, &CancelToken) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError>
+    where
+        T: Send + 'static,
+    {
         let token = CancelToken::default();
         let (done, result) = tokio::sync::oneshot::channel();
-        let (name, overrun, job_token, queued) =
-            (self.name, self.last_overrun_us.clone(), token.clone(), self.queued.clone());
+        let (name, overrun, job_token, queued, running) =
+            (self.name, self.last_overrun_us.clone(), token.clone(), self.queued.clone(), self.running.clone());
         let job: Job<M> = Box::new(move |model| {
+            *running.lock().expect("worker state poisoned") = Some(Running { token: job_token.clone(), slot_id });
             let out = catch_unwind(AssertUnwindSafe(|| f(model, &job_token)))
                 .unwrap_or_else(|panic| Err(ModelError::Panicked(panic_message(panic.as_ref()))));
             if let Err(ModelError::Panicked(message)) = &out {
@@ -172,6 +219,7 @@ impl<M: Send + 'static> ModelWorker<M> {
                 tracing::warn!(target: "vortex::model", event = "model_cancelled", model = name,
                                ran_on_ms = ran_on.as_secs_f64() * 1e3, "cancelled stage kept running");
             }
+            *running.lock().expect("worker state poisoned") = None;
             queued.fetch_sub(1, Ordering::AcqRel);
             let _ = done.send(out);
         });
@@ -200,6 +248,19 @@ impl<M: Send + 'static> ModelWorker<M> {
     /// How long the last cancelled job kept running after its cancellation.
     pub fn last_cancel_overrun(&self) -> Duration {
         Duration::from_micros(self.last_overrun_us.load(Ordering::Relaxed))
+    }
+
+    /// The model's backlog when it is running a job that was already cancelled: the job's
+    /// slot, how long it has run on, and how much longer it is expected to (the last cancelled
+    /// job's overrun less the time already spent; once past that, or with no history, as long
+    /// again as it has already run on). `None` when idle or running live work.
+    pub fn backlog(&self) -> Option<Backlog> {
+        let running = self.running.lock().expect("worker state poisoned");
+        let job = running.as_ref()?;
+        let busy_for = job.token.cancelled_at()?.elapsed();
+        let last = self.last_cancel_overrun();
+        let expected_wait = if last > busy_for { last - busy_for } else { busy_for };
+        Some(Backlog { model: self.name.into(), slot_id: job.slot_id, busy_for, expected_wait })
     }
 }
 

@@ -11,7 +11,7 @@
 //!   call and an Euler update. The cancellation token is checked before every step.
 //! - Decode: unpack, the autoencoder's decoder, clamp to [-1, 1], scale to 8-bit RGB.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::FluxModelConfig;
 use candle_core::{DType, Device, Tensor};
@@ -25,10 +25,11 @@ use rand::SeedableRng;
 use rand_distr::Distribution;
 use serde::Deserialize;
 
-use crate::executor::{CancelToken, ModelError};
-use crate::hf::{text_config, HfTower};
-use crate::loading::{candle_dtype, fit_to_context, mmap_safetensors};
-use crate::loading::{read_json, tokenizer};
+use crate::executor::{ensure_finite, CancelToken, ModelError};
+use crate::gguf::GgufHeader;
+use crate::hf::{read_text_tower, text_config, MAX_HEADS, MAX_LAYERS, MAX_MLP_WIDTH, MAX_VOCAB, MAX_WIDTH};
+use crate::loading::{candle_dtype, check_layers, fit_to_context, mmap_safetensors, quote};
+use crate::loading::{from_json, read_json_value, tokenizer, JsonBounds, LayerCount};
 use crate::media::Frame;
 use crate::weights::WeightsFile;
 use crate::LoadError;
@@ -38,7 +39,7 @@ pub const PUBLISHED: &str = "FLUX.1-schnell is published as black-forest-labs/FL
 
 /// The transformer's architecture in a JSON file (candle's field names; BFL ships none).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "the transformer's architecture (candle's field names)")]
 struct FluxArch {
     in_channels: usize,
     vec_in_dim: usize,
@@ -55,7 +56,7 @@ struct FluxArch {
 
 /// The autoencoder's architecture in a JSON file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "the autoencoder's architecture")]
 struct VaeArch {
     resolution: usize,
     ch: usize,
@@ -97,18 +98,127 @@ pub fn is_gguf(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
-/// Bytes a GGUF file's tensors take once loaded (their quantized sizes), read from its header.
+/// Bytes a GGUF file's tensors take once loaded (their quantized sizes) and their count, read
+/// from its header with bounds ([`GgufHeader::inspect`]).
 pub fn gguf_resident_bytes(model: &str, path: &Path) -> Result<(u64, usize), LoadError> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| LoadError::file(model, path, format!("cannot read: {e}"), PUBLISHED))?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
-        .map_err(|e| LoadError::file(model, path, format!("is not a GGUF file: {e}"), PUBLISHED))?;
-    let bytes = content
-        .tensor_infos
-        .values()
-        .map(|t| (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
-        .sum();
-    Ok((bytes, content.tensor_infos.len()))
+    let header = GgufHeader::inspect(model, path, PUBLISHED)?;
+    Ok((header.bytes(), header.tensors.len()))
+}
+
+/// Checks a GGUF file's header and scans it for non-finite values, then loads it with candle.
+fn gguf_var_builder(
+    path: &Path,
+    device: &Device,
+) -> Result<(candle_transformers::quantized_var_builder::VarBuilder, GgufHeader), LoadError> {
+    let header = GgufHeader::inspect("flux", path, PUBLISHED)?;
+    header.check_finite("flux", PUBLISHED)?;
+    let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(path, device)
+        .map_err(|e| LoadError::file("flux", path, format!("cannot read: {}", quote(e)), PUBLISHED))?;
+    Ok((vb, header))
+}
+
+/// The largest `in_channels` of the transformer (Flux's is 64).
+const MAX_CHANNELS: u64 = 4096;
+/// The largest rotary `theta` (Flux's is 10,000).
+const MAX_THETA: u64 = 1_000_000_000;
+/// The largest `mlp_ratio` (Flux's is 4).
+const MAX_MLP_RATIO: f64 = 64.0;
+
+/// Reads the transformer's architecture file, every number checked before it reaches candle:
+/// `hidden_size` a multiple of `num_heads`, three rotary axes (even, summing to the head width).
+fn read_flux_arch(path: &Path) -> Result<FluxConfig, LoadError> {
+    let value = read_json_value("flux", path, PUBLISHED)?;
+    let b = JsonBounds::new("flux", path, &value, PUBLISHED);
+    b.uint("in_channels", 1, MAX_CHANNELS)?;
+    b.uint("vec_in_dim", 1, MAX_WIDTH)?;
+    b.uint("context_in_dim", 1, MAX_WIDTH)?;
+    let hidden = b.uint("hidden_size", 1, MAX_WIDTH)?;
+    b.float("mlp_ratio", 1.0 / 64.0, MAX_MLP_RATIO)?;
+    let heads = b.uint("num_heads", 1, MAX_HEADS)?;
+    b.multiple(("hidden_size", hidden), ("num_heads", heads))?;
+    b.uint("depth", 0, MAX_LAYERS)?;
+    b.uint("depth_single_blocks", 0, MAX_LAYERS)?;
+    // Positions have three axes (none, row, column), each rotated in pairs of channels.
+    let axes = b.uint_list("axes_dim", (3, 3), 2, MAX_WIDTH)?;
+    let head = hidden / heads;
+    if axes.iter().any(|a| a % 2 != 0) || axes.iter().sum::<usize>() != head {
+        return Err(b.error(format!(
+            "key axes_dim is {axes:?}; expected three even numbers that sum to the head width, hidden_size / num_heads = {head}"
+        )));
+    }
+    b.uint("theta", 1, MAX_THETA)?;
+    let a: FluxArch = from_json("flux", path, value, PUBLISHED)?;
+    Ok(FluxConfig {
+        in_channels: a.in_channels,
+        vec_in_dim: a.vec_in_dim,
+        context_in_dim: a.context_in_dim,
+        hidden_size: a.hidden_size,
+        mlp_ratio: a.mlp_ratio,
+        num_heads: a.num_heads,
+        depth: a.depth,
+        depth_single_blocks: a.depth_single_blocks,
+        axes_dim: a.axes_dim,
+        theta: a.theta,
+        qkv_bias: a.qkv_bias,
+        guidance_embed: false, // Schnell is distilled without guidance
+    })
+}
+
+/// Reads the autoencoder's architecture file, every number checked: `ch` a multiple of 32 (its
+/// group norms have 32 groups), `scale_factor` not zero (the decoder divides by it).
+fn read_vae_arch(path: &Path) -> Result<VaeConfig, LoadError> {
+    let value = read_json_value("flux", path, PUBLISHED)?;
+    let b = JsonBounds::new("flux", path, &value, PUBLISHED);
+    b.uint("resolution", 1, 16_384)?;
+    let ch = b.uint("ch", 32, 4096)?;
+    b.multiple(("ch", ch), ("the group norms' 32 groups", 32))?;
+    b.uint_list("ch_mult", (1, 8), 1, 64)?;
+    b.uint("num_res_blocks", 1, 16)?;
+    b.uint("z_channels", 1, 1024)?;
+    b.float("scale_factor", 1e-6, 1e6)?;
+    b.float("shift_factor", -1e6, 1e6)?;
+    let a: VaeArch = from_json("flux", path, value, PUBLISHED)?;
+    Ok(VaeConfig {
+        resolution: a.resolution,
+        in_channels: 3,
+        ch: a.ch,
+        out_ch: 3,
+        ch_mult: a.ch_mult,
+        num_res_blocks: a.num_res_blocks,
+        z_channels: a.z_channels,
+        scale_factor: a.scale_factor,
+        shift_factor: a.shift_factor,
+    })
+}
+
+/// Reads T5's `config.json`, every number checked before it reaches candle (relative attention
+/// needs at least 4 buckets: candle divides by a quarter of them).
+fn read_t5_config(path: &Path) -> Result<serde_json::Value, LoadError> {
+    let value = read_json_value("flux", path, PUBLISHED)?;
+    let b = JsonBounds::new("flux", path, &value, PUBLISHED);
+    let vocab = b.uint("vocab_size", 1, MAX_VOCAB)? as u64;
+    b.uint("d_model", 1, MAX_WIDTH)?;
+    b.uint("d_kv", 1, 4096)?;
+    b.uint("d_ff", 1, MAX_MLP_WIDTH)?;
+    b.uint("num_layers", 1, MAX_LAYERS)?;
+    b.opt_uint("num_decoder_layers", 0, MAX_LAYERS)?;
+    b.uint("num_heads", 1, MAX_HEADS)?;
+    b.uint("relative_attention_num_buckets", 4, 1024)?;
+    b.opt_uint("relative_attention_max_distance", 1, 65_536)?;
+    b.float("dropout_rate", 0.0, 1.0)?;
+    b.float("layer_norm_epsilon", 0.0, 1.0)?;
+    b.float("initializer_factor", 0.0, 1e6)?;
+    b.uint("pad_token_id", 0, vocab - 1)?;
+    b.uint("eos_token_id", 0, vocab - 1)?;
+    b.opt_uint("decoder_start_token_id", 0, vocab - 1)?;
+    Ok(value)
+}
+
+/// The tensor names of a transformer or encoder's weights, safetensors or GGUF.
+fn names_of<'a>(files: &'a [WeightsFile], gguf: Option<&'a GgufHeader>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = files.iter().flat_map(|f| f.tensors.keys().map(String::as_str)).collect();
+    names.extend(gguf.iter().flat_map(|g| g.tensors.keys().map(String::as_str)));
+    names
 }
 
 /// The T5 encoder, from safetensors (one file or shards) or quantized from GGUF.
@@ -156,34 +266,25 @@ pub fn load_transformer(
 ) -> Result<(Transformer, FluxConfig), LoadError> {
     let flux_cfg = match &cfg.transformer_config {
         None => FluxConfig::schnell(),
-        Some(p) => {
-            let a: FluxArch = read_json("flux", &base_dir.join(p), PUBLISHED)?;
-            FluxConfig {
-                in_channels: a.in_channels,
-                vec_in_dim: a.vec_in_dim,
-                context_in_dim: a.context_in_dim,
-                hidden_size: a.hidden_size,
-                mlp_ratio: a.mlp_ratio,
-                num_heads: a.num_heads,
-                depth: a.depth,
-                depth_single_blocks: a.depth_single_blocks,
-                axes_dim: a.axes_dim,
-                theta: a.theta,
-                qkv_bias: a.qkv_bias,
-                guidance_embed: false, // Schnell is distilled without guidance
-            }
-        }
+        Some(p) => read_flux_arch(&base_dir.join(p))?,
     };
     let path = base_dir.join(&cfg.transformer);
+    // Without an architecture file the counts are the Schnell preset's; the error then names
+    // the weights file.
+    let arch_file = cfg.transformer_config.as_ref().map_or(path.clone(), |p| base_dir.join(p));
+    let layers = [
+        LayerCount { key: "depth", configured: flux_cfg.depth, prefix: "double_blocks." },
+        LayerCount { key: "depth_single_blocks", configured: flux_cfg.depth_single_blocks, prefix: "single_blocks." },
+    ];
     let model = if is_gguf(&path) {
-        gguf_resident_bytes("flux", &path)?; // a clear error for a file that is not GGUF
-        let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(&path, device)
-            .map_err(|e| LoadError::file("flux", &path, format!("cannot read: {e}"), PUBLISHED))?;
+        let (vb, header) = gguf_var_builder(&path, device)?;
+        check_layers("flux", &arch_file, &path, names_of(&[], Some(&header)).into_iter(), &layers, PUBLISHED)?;
         Transformer::Quantized(Box::new(
             QuantizedFlux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?,
         ))
     } else {
-        let vb = mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?;
+        let (vb, files) = mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?;
+        check_layers("flux", &arch_file, &path, names_of(&files, None).into_iter(), &layers, PUBLISHED)?;
         Transformer::Full(Box::new(Flux::new(&flux_cfg, vb).map_err(|e| misfit("the transformer", &path, e))?))
     };
     Ok((model, flux_cfg))
@@ -197,25 +298,14 @@ pub fn load_autoencoder(
 ) -> Result<(AutoEncoder, VaeConfig), LoadError> {
     let vae_cfg = match &cfg.vae_config {
         None => VaeConfig::schnell(),
-        Some(p) => {
-            let a: VaeArch = read_json("flux", &base_dir.join(p), PUBLISHED)?;
-            VaeConfig {
-                resolution: a.resolution,
-                in_channels: 3,
-                ch: a.ch,
-                out_ch: 3,
-                ch_mult: a.ch_mult,
-                num_res_blocks: a.num_res_blocks,
-                z_channels: a.z_channels,
-                scale_factor: a.scale_factor,
-                shift_factor: a.shift_factor,
-            }
-        }
+        Some(p) => read_vae_arch(&base_dir.join(p))?,
     };
     let path = base_dir.join(&cfg.vae);
-    let model =
-        AutoEncoder::new(&vae_cfg, mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?)
-            .map_err(|e| misfit("the autoencoder", &path, e))?;
+    let arch_file = cfg.vae_config.as_ref().map_or(path.clone(), |p| base_dir.join(p));
+    let (vb, files) = mmap_safetensors("flux", &[&path], candle_dtype(cfg.dtype), device, PUBLISHED)?;
+    let levels = [LayerCount { key: "ch_mult (its length)", configured: vae_cfg.ch_mult.len(), prefix: "decoder.up." }];
+    check_layers("flux", &arch_file, &path, names_of(&files, None).into_iter(), &levels, PUBLISHED)?;
+    let model = AutoEncoder::new(&vae_cfg, vb).map_err(|e| misfit("the autoencoder", &path, e))?;
     Ok((model, vae_cfg))
 }
 
@@ -223,14 +313,15 @@ pub fn load_autoencoder(
 /// safetensors (one file or its shards) in the configured dtype.
 pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Result<(T5Encoder, t5::Config), LoadError> {
     let config_path = base_dir.join(&cfg.t5.config);
-    let t5_cfg: t5::Config = read_json("flux", &config_path, PUBLISHED)?;
+    let t5_json = read_t5_config(&config_path)?;
+    let t5_cfg: t5::Config = from_json("flux", &config_path, t5_json.clone(), PUBLISHED)?;
     let paths: Vec<_> = cfg.t5.weights.0.iter().map(|p| base_dir.join(p)).collect();
+    let layers = [LayerCount { key: "num_layers", configured: t5_cfg.num_layers, prefix: "encoder.block." }];
     let model = match paths.as_slice() {
         [one] if is_gguf(one) => {
-            gguf_resident_bytes("flux", one)?; // a clear error for a file that is not GGUF
-            let q_cfg: quantized_t5::Config = read_json("flux", &config_path, PUBLISHED)?;
-            let vb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(one, device)
-                .map_err(|e| LoadError::file("flux", one, format!("cannot read: {e}"), PUBLISHED))?;
+            let q_cfg: quantized_t5::Config = from_json("flux", &config_path, t5_json, PUBLISHED)?;
+            let (vb, header) = gguf_var_builder(one, device)?;
+            check_layers("flux", &config_path, one, names_of(&[], Some(&header)).into_iter(), &layers, PUBLISHED)?;
             T5Encoder::Quantized(Box::new(
                 quantized_t5::T5EncoderModel::load(vb, &q_cfg).map_err(|e| misfit("the T5 encoder", one, e))?,
             ))
@@ -239,7 +330,8 @@ pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Resul
             return Err(LoadError::file("flux", &paths[0], "a quantized T5 is one .gguf file, not shards", PUBLISHED));
         }
         _ => {
-            let vb = mmap_safetensors("flux", &paths, candle_dtype(cfg.dtype), device, PUBLISHED)?;
+            let (vb, files) = mmap_safetensors("flux", &paths, candle_dtype(cfg.dtype), device, PUBLISHED)?;
+            check_layers("flux", &config_path, &paths[0], names_of(&files, None).into_iter(), &layers, PUBLISHED)?;
             T5Encoder::Full(Box::new(
                 t5::T5EncoderModel::load(vb, &t5_cfg).map_err(|e| misfit("the T5 encoder", &paths[0], e))?,
             ))
@@ -249,7 +341,7 @@ pub fn load_t5(cfg: &FluxModelConfig, base_dir: &Path, device: &Device) -> Resul
 }
 
 fn misfit(what: &str, path: &Path, e: candle_core::Error) -> LoadError {
-    LoadError::file("flux", path, format!("{what} does not fit its architecture: {e}"), PUBLISHED)
+    LoadError::file("flux", path, format!("{what} does not fit its architecture: {}", quote(e)), PUBLISHED)
 }
 
 impl FluxPipeline {
@@ -282,7 +374,7 @@ impl FluxPipeline {
                 PUBLISHED,
             ));
         }
-        let clip_tower: HfTower = read_json("flux", &base_dir.join(&cfg.clip.config), PUBLISHED)?;
+        let clip_tower = read_text_tower("flux", &base_dir.join(&cfg.clip.config), PUBLISHED)?;
         let clip_cfg = text_config(&clip_tower, clip_tower.hidden_size)
             .map_err(|reason| LoadError::file("flux", &base_dir.join(&cfg.clip.config), reason, PUBLISHED))?;
         if clip_cfg.embed_dim != flux_cfg.vec_in_dim {
@@ -297,11 +389,16 @@ impl FluxPipeline {
             ));
         }
         let paths: Vec<_> = cfg.clip.weights.0.iter().map(|p| base_dir.join(p)).collect();
-        let clip = ClipTextTransformer::new(
-            mmap_safetensors("flux", &paths, dtype, device, PUBLISHED)?.pp("text_model"),
-            &clip_cfg,
-        )
-        .map_err(|e| misfit("the CLIP text encoder", &paths[0], e))?;
+        let (clip_vb, files) = mmap_safetensors("flux", &paths, dtype, device, PUBLISHED)?;
+        let layers = [LayerCount {
+            key: "num_hidden_layers",
+            configured: clip_cfg.num_hidden_layers,
+            prefix: "text_model.encoder.layers.",
+        }];
+        let clip_config = base_dir.join(&cfg.clip.config);
+        check_layers("flux", &clip_config, &paths[0], names_of(&files, None).into_iter(), &layers, PUBLISHED)?;
+        let clip = ClipTextTransformer::new(clip_vb.pp("text_model"), &clip_cfg)
+            .map_err(|e| misfit("the CLIP text encoder", &paths[0], e))?;
 
         let t5_tokenizer = tokenizer("flux", &base_dir.join(&cfg.t5.tokenizer), PUBLISHED)?;
         let clip_tokenizer = tokenizer("flux", &base_dir.join(&cfg.clip.tokenizer), PUBLISHED)?;
@@ -335,6 +432,7 @@ impl FluxPipeline {
         cancel.check()?;
         let noise = self.noise(seed)?;
         let packed = self.denoise(prompt, &noise, cancel, on_step)?;
+        ensure_finite(&packed, "flux: the denoised latent")?;
         cancel.check()?;
         let (_, _, h, w) = noise.dims4()?;
         to_frame(&self.decode(&packed, h * 8, w * 8)?)
@@ -372,7 +470,10 @@ impl FluxPipeline {
     /// Unpacks a denoised latent and decodes it: the image (1, 3, height, width) in [-1, 1], f32.
     pub fn decode(&self, packed: &Tensor, height: usize, width: usize) -> Result<Tensor, ModelError> {
         let latent = sampling::unpack(packed, height, width)?.to_dtype(self.dtype)?;
-        Ok(self.vae.decode(&latent)?.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?)
+        let image = self.vae.decode(&latent)?.to_dtype(DType::F32)?;
+        // Checked before the clamp, which would turn an infinity into a plausible pixel.
+        ensure_finite(&image, "flux: the decoded image")?;
+        Ok(image.clamp(-1f32, 1f32)?)
     }
 
     /// The dtype the denoising runs in: the configured one, or f32 for a quantized transformer.
@@ -428,19 +529,26 @@ pub fn resident_size(f: &FluxModelConfig, base_dir: &Path) -> Result<(u64, usize
         let w = WeightsFile::inspect("flux", &transformer, PUBLISHED)?;
         (w.resident_bytes(f.dtype), w.tensors.len())
     };
-    if let [t5] = f.t5.weights.0.as_slice() {
-        if is_gguf(&base_dir.join(t5)) {
-            let (b, t) = gguf_resident_bytes("flux", &base_dir.join(t5))?;
+    let t5: Vec<_> = f.t5.weights.0.iter().map(|p| base_dir.join(p)).collect();
+    let t5_safetensors: Vec<&Path> = match t5.as_slice() {
+        [one] if is_gguf(one) => {
+            let (b, t) = gguf_resident_bytes("flux", one)?;
             bytes += b;
             tensors += t;
+            Vec::new()
         }
-    }
-    let t5_safetensors = f.t5.weights.0.iter().filter(|p| !is_gguf(p));
-    let parts = std::iter::once(&f.vae).chain(t5_safetensors).chain(&f.clip.weights.0);
-    for path in parts {
-        let w = WeightsFile::inspect("flux", &base_dir.join(path), PUBLISHED)?;
-        bytes += w.resident_bytes(f.dtype);
-        tensors += w.tensors.len();
+        many => many.iter().map(PathBuf::as_path).collect(),
+    };
+    let vae = base_dir.join(&f.vae);
+    let clip: Vec<_> = f.clip.weights.0.iter().map(|p| base_dir.join(p)).collect();
+    let clip: Vec<&Path> = clip.iter().map(PathBuf::as_path).collect();
+    // Each part's shards are checked together, so a shard listed twice is refused rather than
+    // counted twice.
+    for part in [vec![vae.as_path()], t5_safetensors, clip] {
+        for w in WeightsFile::inspect_shards("flux", &part, PUBLISHED)? {
+            bytes += w.resident_bytes(f.dtype);
+            tensors += w.tensors.len();
+        }
     }
     Ok((bytes, tensors))
 }

@@ -37,6 +37,7 @@ pub mod clip_model;
 pub mod config;
 pub mod executor;
 pub mod flux;
+pub mod gguf;
 pub mod hf;
 pub mod loading;
 pub mod media;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vortex::{Recipe, StageError, Stages};
+use vortex::stage::Backlog;
+use vortex::{FailureKind, Recipe, Stage, StageError, Stages};
 
 use crate::clip::ClipEncoder;
 use crate::config::{Config, VerificationConfig};
@@ -32,13 +33,18 @@ impl ClipPair {
     /// thread) and forms the verdict. Dropping the future cancels both.
     pub async fn verify(
         &self,
+        slot_id: u64,
         prompt: &str,
         video: &Video,
         cfg: &VerificationConfig,
     ) -> Result<ClipVerdict, StageError> {
         let frames: Arc<Vec<Frame>> = Arc::new(verification::keyframes(video, cfg));
         if frames.is_empty() {
-            return Err(StageError::new("clip: the video has no frames"));
+            return Err(StageError::of_kind(FailureKind::InvalidOutput, "clip: the video has no frames"));
+        }
+        if let Some(f) = frames.iter().find(|f| f.width() == 0 || f.height() == 0) {
+            let message = format!("clip: the video's frames are {}×{} pixels", f.width(), f.height());
+            return Err(StageError::of_kind(FailureKind::InvalidOutput, message));
         }
         let job = |prompt: String, frames: Arc<Vec<Frame>>| {
             move |enc: &mut ClipEncoder, cancel: &crate::executor::CancelToken| {
@@ -47,8 +53,8 @@ impl ClipPair {
             }
         };
         let (b32, l14) = tokio::join!(
-            self.b32.run(job(prompt.to_string(), frames.clone())),
-            self.l14.run(job(prompt.to_string(), frames)),
+            self.b32.run_for_slot(slot_id, job(prompt.to_string(), frames.clone())),
+            self.l14.run_for_slot(slot_id, job(prompt.to_string(), frames)),
         );
         let (b32, l14) = (b32.map_err(|e| e.into_stage_error("clip"))?, l14.map_err(|e| e.into_stage_error("clip"))?);
         if b32.truncated || l14.truncated {
@@ -60,6 +66,11 @@ impl ClipPair {
     /// How long the last cancelled CLIP job ran on after cancellation (the longer of the two).
     pub fn last_cancel_overrun(&self) -> Duration {
         self.b32.last_cancel_overrun().max(self.l14.last_cancel_overrun())
+    }
+
+    /// The busier of the two models' backlogs (the stage needs both).
+    pub fn backlog(&self) -> Option<Backlog> {
+        [self.b32.backlog(), self.l14.backlog()].into_iter().flatten().max_by_key(|b| b.expected_wait)
     }
 }
 
@@ -105,9 +116,11 @@ impl Stages for RealStages {
             return Err(StageError::new("the image stage needs models.flux in config.yaml"));
         };
         let (prompt, seed) = (recipe.prompt.clone(), recipe.seed);
-        flux.run(move |pipeline: &mut FluxPipeline, cancel| pipeline.generate(&prompt, seed, cancel, |_| {}))
-            .await
-            .map_err(|e| e.into_stage_error("image"))
+        flux.run_for_slot(recipe.slot_id, move |pipeline: &mut FluxPipeline, cancel| {
+            pipeline.generate(&prompt, seed, cancel, |_| {})
+        })
+        .await
+        .map_err(|e| e.into_stage_error("image"))
     }
 
     async fn video(&self, _: &Recipe, _: &Audio, _: &Frame, _: u32) -> Result<Video, StageError> {
@@ -116,10 +129,19 @@ impl Stages for RealStages {
 
     async fn clip(&self, recipe: &Recipe, video: &Video, _: u32) -> Result<ClipVerdict, StageError> {
         match &self.models.clip {
-            Some(pair) => pair.verify(&recipe.prompt, video, &self.verification).await,
+            Some(pair) => pair.verify(recipe.slot_id, &recipe.prompt, video, &self.verification).await,
             None => {
                 Err(StageError::new("the clip stage needs both models.clip_b32 and models.clip_l14 in config.yaml"))
             }
+        }
+    }
+
+    /// Image: Flux's worker; clip: the busier CLIP model. Audio and video have no models yet.
+    fn backlog(&self, stage: Stage) -> Option<Backlog> {
+        match stage {
+            Stage::Image => self.models.flux.as_ref()?.backlog(),
+            Stage::Clip => self.models.clip.as_ref()?.backlog(),
+            Stage::Audio | Stage::Video => None,
         }
     }
 }
