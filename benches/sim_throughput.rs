@@ -26,7 +26,7 @@ mod bench {
 
     fn scenario() -> Arc<Scenario> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rtx3060-nominal.yaml");
-        Arc::new(Scenario::load(&path, &[Override { key: "slots".into(), value: SLOTS.into() }]).unwrap())
+        Arc::new(Scenario::load(&path, &[Override::from_flag("--slots", "slots", SLOTS)]).unwrap())
     }
 
     pub fn main() {

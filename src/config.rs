@@ -33,6 +33,7 @@ use crate::yaml::{self, ConfigError};
 /// Section `orchestration`: timeouts, retries, the predictor and the deadline buffer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[serde(expecting = "a map of orchestration keys (deadline_buffer_s, timeouts, retry_policy, ...)")]
 pub struct Orchestration {
     /// Safety margin the predictive abort keeps before the deadline (zero allowed). Default 5.
     pub deadline_buffer_s: SecondsOrZero,
@@ -127,11 +128,13 @@ impl Orchestration {
 
 /// A config file seen by the core: only `orchestration`, the other sections ignored.
 #[derive(Deserialize)]
+#[serde(expecting = "a map with an orchestration section")]
 struct SectionOnly {
     orchestration: Orchestration,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a map with an orchestration section")]
 struct RawSection {
     orchestration: serde_yaml_ng::Value,
 }
@@ -139,6 +142,7 @@ struct RawSection {
 /// `orchestration.predictor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[serde(expecting = "a predictor name: static or adaptive")]
 pub enum PredictorKind {
     /// Each stage takes its target.
     #[default]
@@ -150,6 +154,7 @@ pub enum PredictorKind {
 /// `orchestration.adaptive`: how the adaptive predictor learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[serde(expecting = "a map with quantile and history")]
 pub struct AdaptiveConfig {
     /// The quantile of recent latencies taken as a stage's estimate. Default 0.9.
     pub quantile: Quantile,

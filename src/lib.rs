@@ -21,6 +21,7 @@
 //! - [`predictor`]: remaining-work estimates for the predictive abort.
 //! - [`outcome`]: what a slot produced.
 //! - [`events`]: the progress checkpoints as `tracing` events.
+//! - [`output`]: output files, checked before work starts and written atomically.
 //!
 //! ## Environment
 //! - `MADSIM_TEST_SEED`: seed of simulated tests (pinned to 1 in `.cargo/config.toml`).
@@ -33,6 +34,7 @@
 pub mod config;
 pub mod events;
 pub mod outcome;
+pub mod output;
 pub mod predictor;
 pub mod recipe;
 pub mod rt;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The input of one slot: what to say, what to show, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a recipe: a map with slot_id, script, prompt and optional voice, expression, seed")]
 pub struct Recipe {
     /// The slot's number in the director's stream.
     pub slot_id: u64,

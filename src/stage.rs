@@ -15,6 +15,7 @@ use crate::recipe::Recipe;
 /// One stage of the slot pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[serde(expecting = "a stage name: audio, image, video or clip")]
 pub enum Stage {
     /// Text-to-speech (Kokoro-82M); runs in parallel with `Image`.
     Audio,

@@ -51,33 +51,172 @@ pub fn invalid(origin: &str, key: &str, message: impl Into<String>) -> ConfigErr
 /// Reads a text file of at most `limit` bytes. Anything but a regular file (a directory, a FIFO
 /// that would block, a device that never ends) is refused before it is read.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, ConfigError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    /// `O_NONBLOCK` on Linux: opening a FIFO then returns at once instead of waiting for a writer.
+    const O_NONBLOCK: i32 = 0o4000;
     let file = path.display().to_string();
     let io = |cause| ConfigError::Io { file: file.clone(), cause };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(invalid(&file, "(file)", "not a regular file"));
-    }
-    if meta.len() > limit {
-        return Err(invalid(&file, "(file)", format!("{} bytes, larger than the limit of {limit} bytes", meta.len())));
-    }
+    // Checked before opening (so a FIFO is never opened for long), and again on the opened file
+    // (so a path swapped in between cannot slip through).
+    let kind = |meta: &std::fs::Metadata| {
+        if meta.is_dir() {
+            Err(invalid(&file, "(file)", "is a directory, expected a file"))
+        } else if !meta.is_file() {
+            Err(invalid(&file, "(file)", "is not a regular file (a device, FIFO or socket)"))
+        } else if meta.len() > limit {
+            Err(invalid(&file, "(file)", format!("{} bytes, larger than the limit of {limit} bytes", meta.len())))
+        } else {
+            Ok(())
+        }
+    };
+    kind(&std::fs::metadata(path).map_err(io)?)?;
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path).map_err(io)?;
+    kind(&opened.metadata().map_err(io)?)?;
     let mut text = String::new();
     // The length may grow between the check and the read: read at most one byte past the limit.
-    std::fs::File::open(path).map_err(io)?.take(limit + 1).read_to_string(&mut text).map_err(io)?;
+    opened.take(limit + 1).read_to_string(&mut text).map_err(io)?;
     if text.len() as u64 > limit {
         return Err(invalid(&file, "(file)", format!("larger than the limit of {limit} bytes")));
     }
     Ok(text)
 }
 
+/// The deepest nesting of flow collections (`[`, `{`) a file may have. Real files nest four or
+/// five levels; the YAML parser's time grows with the square of this depth, so a file of a
+/// million `[` would take minutes to refuse.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
 /// Deserializes YAML text strictly; `origin` names it in errors, which keep line and column.
+///
+/// Refused before any value is read: a byte-order mark, flow collections nested deeper than
+/// [`MAX_FLOW_DEPTH`], and YAML tags (`!name value`), which nothing here gives a meaning to.
 pub fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, ConfigError> {
+    check_text(origin, text)?;
+    // Parsed typed from the text, so that errors keep their line and column, and untyped to find
+    // tags (which the typed pass ignores silently). The typed error comes first: it names the key,
+    // where the untyped pass may stop earlier at a number too large for any YAML value.
     let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| path_error(origin, e))
+    let typed = serde_path_to_error::deserialize(de).map_err(|e| path_error(origin, e))?;
+    let value = serde_yaml_ng::from_str(text).map_err(|e| invalid(origin, "(top level)", e.to_string()))?;
+    check_value(origin, &value)?;
+    Ok(typed)
 }
 
 /// Deserializes an already parsed YAML value (for example a file merged with overrides).
 pub fn from_value<T: serde::de::DeserializeOwned>(origin: &str, value: serde_yaml_ng::Value) -> Result<T, ConfigError> {
+    check_value(origin, &value)?;
     serde_path_to_error::deserialize(value).map_err(|e| path_error(origin, e))
+}
+
+/// Parses YAML text into an untyped value, with the same checks as [`parse`].
+pub fn parse_value(origin: &str, text: &str) -> Result<serde_yaml_ng::Value, ConfigError> {
+    check_text(origin, text)?;
+    let value = serde_yaml_ng::from_str(text).map_err(|e| invalid(origin, "(top level)", e.to_string()))?;
+    check_value(origin, &value)?;
+    Ok(value)
+}
+
+/// Refuses what the text itself gets wrong, before the YAML parser sees it: a UTF-8 byte-order
+/// mark (editors add it; YAML allows it but our parser reads it as a second document, and a
+/// clear error beats a confusing one) and flow collections nested deeper than [`MAX_FLOW_DEPTH`].
+pub fn check_text(origin: &str, text: &str) -> Result<(), ConfigError> {
+    if text.starts_with('\u{feff}') {
+        return Err(invalid(
+            origin,
+            "(file)",
+            "starts with a UTF-8 byte-order mark (U+FEFF); save the file as UTF-8 without BOM",
+        ));
+    }
+    if let Some(line) = too_deep(text) {
+        return Err(invalid(
+            origin,
+            "(file)",
+            format!("brackets nested more than {MAX_FLOW_DEPTH} levels deep at line {line}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The line where flow collections first nest deeper than [`MAX_FLOW_DEPTH`], if they do.
+/// Brackets inside quoted strings and comments do not count; a quote only opens a string at
+/// the start of a token (so the `'` in `don't` is plain text, as YAML reads it).
+fn too_deep(text: &str) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Single,
+        Double,
+        Comment,
+    }
+    let (mut state, mut depth, mut line, mut prev, mut escaped) = (In::Plain, 0usize, 1usize, '\n', false);
+    for c in text.chars() {
+        match state {
+            In::Plain => match c {
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(line);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                '#' if prev.is_whitespace() => state = In::Comment,
+                '\'' if prev.is_whitespace() || "[{,:-?".contains(prev) => state = In::Single,
+                '"' if prev.is_whitespace() || "[{,:-?".contains(prev) => state = In::Double,
+                _ => {}
+            },
+            // A doubled quote inside a single-quoted string closes and reopens it: same result.
+            In::Single if c == '\'' => state = In::Plain,
+            In::Double if c == '"' && !escaped => state = In::Plain,
+            In::Comment if c == '\n' => state = In::Plain,
+            _ => {}
+        }
+        escaped = state == In::Double && c == '\\' && !escaped;
+        if c == '\n' {
+            line += 1;
+        }
+        prev = c;
+    }
+    None
+}
+
+/// Refuses YAML tags anywhere in a parsed value, naming the key: `!name value` would otherwise be
+/// read as the plain value, silently. `origin` names the file or flag in the error.
+pub fn check_value(origin: &str, value: &serde_yaml_ng::Value) -> Result<(), ConfigError> {
+    fn walk(value: &serde_yaml_ng::Value, path: &mut String) -> Option<(String, String)> {
+        use serde_yaml_ng::Value;
+        match value {
+            Value::Tagged(t) => Some((path.clone(), t.tag.to_string())),
+            Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(v, path);
+                path.truncate(len);
+                found
+            }),
+            Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+                let len = path.len();
+                let name = k.as_str().map_or_else(
+                    || serde_yaml_ng::to_string(k).map_or("(key)".into(), |t| t.trim_end().to_string()),
+                    str::to_string,
+                );
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&name);
+                let found = walk(k, path).or_else(|| walk(v, path));
+                path.truncate(len);
+                found
+            }),
+            _ => None,
+        }
+    }
+    match walk(value, &mut String::new()) {
+        None => Ok(()),
+        Some((key, tag)) => {
+            let key = if key.is_empty() { "(top level)".to_string() } else { key };
+            Err(invalid(origin, &key, format!("YAML tags such as {tag} are not supported; remove the tag")))
+        }
+    }
 }
 
 fn path_error(origin: &str, e: serde_path_to_error::Error<serde_yaml_ng::Error>) -> ConfigError {

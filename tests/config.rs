@@ -69,14 +69,9 @@ fn the_predictive_abort_thresholds_are_pinned() {
 #[test]
 fn bad_durations_are_refused_with_file_key_value_and_position() {
     let range = "expected a number of seconds above 0 and at most 86400, got";
-    for (bad, shown) in [
-        ("-1", "-1"),
-        ("0", "0"),
-        (".nan", ".nan"),
-        (".inf", ".inf"),
-        ("-.inf", "-.inf"),
-        ("1e19", "10000000000000000000"),
-    ] {
+    for (bad, shown) in
+        [("-1", "-1"), ("0", "0"), (".nan", ".nan"), (".inf", ".inf"), ("-.inf", "-.inf"), ("1e19", "1e19")]
+    {
         let message = refused(&GOOD.replace("image_s: 15", &format!("image_s: {bad}")));
         assert!(message.starts_with(&format!("test.yaml: timeouts.image_s: {range} {shown}")), "{message}");
         assert!(message.contains("line 4 column"), "{message}");
@@ -160,10 +155,10 @@ fn only_regular_files_of_bounded_size_are_read() {
     let err = Orchestration::load(std::path::Path::new("/nonexistent/config.yaml")).unwrap_err();
     assert!(err.to_string().starts_with("/nonexistent/config.yaml: cannot read:"), "{err}");
     let err = Orchestration::load(std::path::Path::new("/dev/zero")).unwrap_err();
-    assert_eq!(err.to_string(), "/dev/zero: (file): not a regular file");
+    assert_eq!(err.to_string(), "/dev/zero: (file): is not a regular file (a device, FIFO or socket)");
     let dir = tempfile::tempdir().unwrap();
     let err = Orchestration::load(dir.path()).unwrap_err();
-    assert!(err.to_string().ends_with("(file): not a regular file"), "{err}");
+    assert!(err.to_string().ends_with("(file): is a directory, expected a file"), "{err}");
     let big = dir.path().join("big.yaml");
     std::fs::write(&big, vec![b'#'; (vortex::yaml::MAX_YAML_BYTES + 1) as usize]).unwrap();
     let err = Orchestration::load(&big).unwrap_err();

@@ -5,6 +5,12 @@
 //! ```
 //! One distribution key, and optionally `max` to clamp. Parameters are checked while they are
 //! read, so an error names the key path and the bad value.
+//!
+//! Bounds (docs/reliability.md): every parameter in seconds is at most [`MAX_SECONDS`] (one day);
+//! `cv` is from [`MIN_CV`] to [`MAX_CV`]; a mixture has at most [`MAX_MIXTURE_PARTS`] parts; an
+//! empirical distribution at most [`MAX_SAMPLES`] samples, and a trace file at most
+//! [`MAX_TRACE_BYTES`]. Draws are clamped to [`MAX_SECONDS`] too: a lognormal with a wide spread
+//! can draw any magnitude, and a day is already far past every timeout.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,9 +19,24 @@ use rand::Rng;
 use rand_distr::{Distribution, Gamma, LogNormal, Normal};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use vortex::units::{fmt_f64, MAX_SECONDS};
 
 /// z of the standard normal's 99th percentile: `sigma = ln(p99 / median) / Z99`.
 pub const Z99: f64 = 2.3263;
+
+/// The smallest `cv` of a gamma distribution (shape 10^8: already a constant for any purpose).
+pub const MIN_CV: f64 = 1e-4;
+/// The largest `cv` of a gamma distribution (shape 0.01: most draws near zero, a few huge).
+pub const MAX_CV: f64 = 10.0;
+/// The most parts of one mixture.
+pub const MAX_MIXTURE_PARTS: usize = 64;
+/// The most samples of one empirical distribution, inline or from a trace file.
+pub const MAX_SAMPLES: usize = 1_000_000;
+/// The largest trace file: a million samples of 16 characters each.
+pub const MAX_TRACE_BYTES: u64 = 16 << 20;
+
+/// The largest weight of a mixture part (weights are relative; this keeps their sum finite).
+pub const MAX_WEIGHT: f64 = 1e6;
 
 /// The distribution names the format accepts.
 const KINDS: &[&str] = &["constant", "uniform", "normal", "lognormal", "gamma", "empirical", "mixture", "max"];
@@ -50,7 +71,7 @@ enum Empirical {
 }
 
 impl Latency {
-    /// Draws one latency in seconds (finite, not negative).
+    /// Draws one latency in seconds (finite, from 0 to [`MAX_SECONDS`]).
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let value = match &self.kind {
             Shape::Constant(x) => *x,
@@ -72,6 +93,8 @@ impl Latency {
                 parts[i].sample(rng)
             }
         };
+        // `!(v >= 0)` also catches NaN, which no shape should give but must never reach a timer.
+        let value = if value >= 0.0 { value.min(MAX_SECONDS) } else { 0.0 };
         self.max.map_or(value, |m| value.min(m))
     }
 
@@ -98,21 +121,25 @@ impl Latency {
 
 /// Reads a trace: one latency in seconds per line; blank lines and `#` comments are skipped.
 fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = vortex::yaml::read_text(path, MAX_TRACE_BYTES).map_err(|e| e.to_string())?;
     let mut samples = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        if samples.len() == MAX_SAMPLES {
+            return Err(format!("{} line {}: more than {MAX_SAMPLES} samples", path.display(), n + 1));
+        }
         match line.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => samples.push(v),
+            Ok(v) if (0.0..=MAX_SECONDS).contains(&v) => samples.push(v),
             _ => {
+                let shown: String = line.chars().take(40).collect();
                 return Err(format!(
-                    "{} line {}: expected a latency in seconds >= 0, got {line:?}",
+                    "{} line {}: expected a latency in seconds from 0 to {MAX_SECONDS}, got {shown:?}",
                     path.display(),
                     n + 1
-                ))
+                ));
             }
         }
     }
@@ -131,15 +158,20 @@ fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
 }
 
 fn non_negative(name: &str, v: f64) -> Result<(), String> {
-    check(v.is_finite() && v >= 0.0, || format!("{name} must be a finite number of seconds >= 0, got {v}"))
+    check((0.0..=MAX_SECONDS).contains(&v), || {
+        format!("{name} must be a number of seconds from 0 to {MAX_SECONDS}, got {}", fmt_f64(v))
+    })
 }
 
 fn positive(name: &str, v: f64) -> Result<(), String> {
-    check(v.is_finite() && v > 0.0, || format!("{name} must be a positive, finite number, got {v}"))
+    check(v > 0.0 && v <= MAX_SECONDS, || {
+        format!("{name} must be a number of seconds above 0 and at most {MAX_SECONDS}, got {}", fmt_f64(v))
+    })
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with mean and sd")]
 struct NormalSpec {
     mean: f64,
     sd: f64,
@@ -147,6 +179,7 @@ struct NormalSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with median and p99")]
 struct LogNormalSpec {
     median: f64,
     p99: f64,
@@ -154,6 +187,7 @@ struct LogNormalSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with mean and cv")]
 struct GammaSpec {
     mean: f64,
     cv: f64,
@@ -161,6 +195,7 @@ struct GammaSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with weight and dist")]
 struct MixturePart {
     weight: f64,
     dist: Latency,
@@ -184,6 +219,12 @@ impl<'de> Deserialize<'de> for EmpiricalSpec {
                     serde_yaml_ng::from_value(value).map_err(|e| de::Error::custom(format!("{expected}: {e}")))?;
                 if samples.is_empty() {
                     return Err(de::Error::custom("an empirical distribution needs at least one sample"));
+                }
+                if samples.len() > MAX_SAMPLES {
+                    return Err(de::Error::custom(format!(
+                        "{} samples; an empirical distribution may have at most {MAX_SAMPLES}",
+                        samples.len()
+                    )));
                 }
                 for s in &samples {
                     non_negative("every sample", *s).map_err(de::Error::custom)?;
@@ -234,10 +275,9 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                 "uniform" => {
                     let [lo, hi]: [f64; 2] = map.next_value()?;
                     non_negative("uniform min", lo)
+                        .and_then(|()| non_negative("uniform max", hi))
                         .and_then(|()| {
-                            check(hi.is_finite() && hi >= lo, || {
-                                format!("uniform needs [min, max] with min <= max, got [{lo}, {hi}]")
-                            })
+                            check(hi >= lo, || format!("uniform needs [min, max] with min <= max, got [{lo}, {hi}]"))
                         })
                         .map(|()| Shape::Uniform(lo, hi))
                 }
@@ -245,27 +285,35 @@ impl<'de> Visitor<'de> for LatencyVisitor {
                     let s: NormalSpec = map.next_value()?;
                     non_negative("mean", s.mean)
                         .and_then(|()| non_negative("sd", s.sd))
-                        .map(|()| Shape::Normal(Normal::new(s.mean, s.sd).expect("checked parameters")))
+                        .and_then(|()| Normal::new(s.mean, s.sd).map_err(|e| format!("normal: {e}")))
+                        .map(Shape::Normal)
                 }
                 "lognormal" => {
                     let s: LogNormalSpec = map.next_value()?;
                     positive("median", s.median)
+                        .and_then(|()| positive("p99", s.p99))
                         .and_then(|()| {
-                            check(s.p99.is_finite() && s.p99 >= s.median, || {
-                                format!("p99 must be >= median ({}), got {}", s.median, s.p99)
-                            })
+                            check(s.p99 >= s.median, || format!("p99 must be >= median ({}), got {}", s.median, s.p99))
                         })
-                        .map(|()| {
+                        .and_then(|()| {
                             let sigma = (s.p99 / s.median).ln() / Z99;
-                            Shape::LogNormal(LogNormal::new(s.median.ln(), sigma).expect("checked parameters"))
+                            LogNormal::new(s.median.ln(), sigma).map_err(|e| format!("lognormal: {e}"))
                         })
+                        .map(Shape::LogNormal)
                 }
                 "gamma" => {
                     let s: GammaSpec = map.next_value()?;
-                    positive("mean", s.mean).and_then(|()| positive("cv", s.cv)).map(|()| {
-                        let shape = 1.0 / (s.cv * s.cv);
-                        Shape::Gamma(Gamma::new(shape, s.mean * s.cv * s.cv).expect("checked parameters"))
-                    })
+                    positive("mean", s.mean)
+                        .and_then(|()| {
+                            check((MIN_CV..=MAX_CV).contains(&s.cv), || {
+                                format!("cv must be from {MIN_CV} to {MAX_CV}, got {}", fmt_f64(s.cv))
+                            })
+                        })
+                        .and_then(|()| {
+                            let shape = 1.0 / (s.cv * s.cv);
+                            Gamma::new(shape, s.mean * s.cv * s.cv).map_err(|e| format!("gamma: {e}"))
+                        })
+                        .map(Shape::Gamma)
                 }
                 "empirical" => Ok(Shape::Empirical(map.next_value::<EmpiricalSpec>()?.0)),
                 "mixture" => {
@@ -290,10 +338,15 @@ impl<'de> Visitor<'de> for LatencyVisitor {
 
 fn mixture(parts: Vec<MixturePart>) -> Result<Shape, String> {
     check(!parts.is_empty(), || "a mixture needs at least one part".into())?;
+    check(parts.len() <= MAX_MIXTURE_PARTS, || {
+        format!("{} parts; a mixture may have at most {MAX_MIXTURE_PARTS}", parts.len())
+    })?;
     let mut total = 0.0;
     let mut cumulative = Vec::with_capacity(parts.len());
     for part in &parts {
-        positive("weight", part.weight)?;
+        check(part.weight > 0.0 && part.weight <= MAX_WEIGHT, || {
+            format!("weight must be above 0 and at most {MAX_WEIGHT}, got {}", fmt_f64(part.weight))
+        })?;
         total += part.weight;
         cumulative.push(total);
     }
@@ -358,7 +411,7 @@ mod tests {
         let e = parse("{lognormal: {median: 2.0, p99: 1.0}}").unwrap_err();
         assert!(e.contains("p99 must be >= median (2), got 1"), "{e}");
         let e = parse("{gamma: {mean: 11.0, cv: -1}}").unwrap_err();
-        assert!(e.contains("cv must be a positive, finite number, got -1"), "{e}");
+        assert!(e.contains("cv must be from 0.0001 to 10, got -1"), "{e}");
         let e = parse("{weibull: {k: 1}}").unwrap_err();
         assert!(e.contains("unknown field `weibull`"), "{e}");
         let e = parse("{constant: 1, uniform: [1, 2]}").unwrap_err();

@@ -73,6 +73,9 @@ impl Gpu {
                 changed.await; // a hang: only a change of company (or a drop) wakes it
                 continue;
             }
+            // Work is at most a day and the slowdown at most MAX_PARALLEL_SLOWDOWN, so this fits
+            // a Duration; the clamp keeps it so should either bound ever grow.
+            let eta = eta.min(crate::scenario::MAX_PARALLEL_SLOWDOWN * vortex::units::MAX_SECONDS);
             let sleep = std::pin::pin!(rt::sleep(Duration::from_secs_f64(eta)));
             if let Either::Left(_) = select(sleep, changed).await {
                 // Woke on its own timer: the work is done, up to rounding.

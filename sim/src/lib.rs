@@ -63,6 +63,3 @@ pub use runner::Replay;
 pub use scenario::{Override, Scenario};
 pub use simulator::{merge, Merged, Run, Shard, Simulator, MAX_SHARDS, MAX_SHARD_FILE_BYTES, SHARD_FORMAT};
 pub use tally::SlotKind;
-
-/// Writes `contents` to `path` atomically (a temporary file beside it, then a rename).
-pub use report::write_atomic;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vortex::output::OutputFile;
 use vortex_sim::sweep::{Objective, Vary};
 use vortex_sim::{Override, Shard};
 
@@ -45,8 +46,8 @@ enum Command {
         /// Draw total latency (histogram and CDF) with the deadline and abort threshold, as SVG.
         #[arg(long, value_name = "PATH.svg")]
         plot: Option<PathBuf>,
-        /// Worker threads (default: one per core); the report does not depend on it.
-        #[arg(long, default_value_t = 0)]
+        /// Worker threads (default: one per core; at most 1024); the report does not depend on it.
+        #[arg(long, default_value_t = 0, value_parser = workers)]
         workers: usize,
         /// Run only part K of N (K from 0) and write a shard file to --json; `merge` joins the
         /// parts into the report of the whole run. Back-to-back scenarios cannot be sharded.
@@ -72,8 +73,9 @@ enum Command {
         /// Draw the trade-offs (deadline miss against false aborts and wasted GPU) as SVG.
         #[arg(long, value_name = "PATH.svg")]
         plot: Option<PathBuf>,
-        /// Worker threads (default: one per core); points run in parallel, results do not depend on it.
-        #[arg(long, default_value_t = 0)]
+        /// Worker threads (default: one per core; at most 1024); points run in parallel, results
+        /// do not depend on it.
+        #[arg(long, default_value_t = 0, value_parser = workers)]
         workers: usize,
         /// Run only the grid points of part K of N (K from 0) and write a shard file to --json;
         /// `merge` joins the parts into the whole sweep's result.
@@ -103,13 +105,36 @@ enum Command {
     },
 }
 
+/// The most worker threads `--workers` may ask for.
+const MAX_WORKERS: usize = 1024;
+
+fn workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_WORKERS => Ok(n),
+        _ => Err(format!("expected a thread count from 0 (one per core) to {MAX_WORKERS}, got {s:?}")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Merging needs no simulation, so it works in either build.
     if let Command::Merge { shards, json, plot } = cli.command {
-        return finish(merge(&shards, json, plot));
+        return finish(outputs(json, plot).and_then(|(json, plot)| merge(&shards, json, plot)));
     }
     finish(run(cli))
+}
+
+/// Checks `--json` and `--plot` before any work starts: a run must not fail at its end because
+/// an output cannot be written, nor write one output and fail on the other.
+fn outputs(json: Option<PathBuf>, plot: Option<PathBuf>) -> anyhow::Result<(Option<OutputFile>, Option<OutputFile>)> {
+    if let (Some(a), Some(b)) = (&json, &plot) {
+        if a == b {
+            anyhow::bail!("--json and --plot name the same file {}; give each its own", a.display());
+        }
+    }
+    let json = json.map(|p| OutputFile::check("--json", &p)).transpose()?;
+    let plot = plot.map(|p| OutputFile::check("--plot", &p)).transpose()?;
+    Ok((json, plot))
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {
@@ -122,14 +147,13 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn write(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
-    vortex_sim::write_atomic(path, contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
+fn write(out: &OutputFile, contents: &str) -> anyhow::Result<()> {
+    out.write(contents.as_bytes())?;
+    eprintln!("wrote {}", out.path().display());
     Ok(())
 }
 
-fn merge(paths: &[PathBuf], json: Option<PathBuf>, plot: Option<PathBuf>) -> anyhow::Result<()> {
+fn merge(paths: &[PathBuf], json: Option<OutputFile>, plot: Option<OutputFile>) -> anyhow::Result<()> {
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
         let text = vortex::yaml::read_text(path, vortex_sim::MAX_SHARD_FILE_BYTES)?;
@@ -139,21 +163,21 @@ fn merge(paths: &[PathBuf], json: Option<PathBuf>, plot: Option<PathBuf>) -> any
         vortex_sim::Merged::Run(run) => {
             let report = run.report();
             print!("{}", report.to_table(run.info()));
-            if let Some(path) = json {
-                write(&path, &report.to_json())?;
+            if let Some(path) = &json {
+                write(path, &report.to_json())?;
             }
-            if let Some(path) = plot {
-                write(&path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
+            if let Some(path) = &plot {
+                write(path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
             }
         }
         vortex_sim::Merged::Sweep(sweep) => {
             print!("{}", sweep.report.to_table(&sweep.objective, &sweep.set));
-            if let Some(path) = json {
-                write(&path, &sweep.report.to_json())?;
+            if let Some(path) = &json {
+                write(path, &sweep.report.to_json())?;
             }
-            if let Some(path) = plot {
+            if let Some(path) = &plot {
                 let title = format!("sweep of {}: {}", paths[0].display(), sweep.objective);
-                write(&path, &vortex_sim::sweep_svg(&title, &sweep.report).map_err(anyhow::Error::msg)?)?;
+                write(path, &vortex_sim::sweep_svg(&title, &sweep.report).map_err(anyhow::Error::msg)?)?;
             }
         }
     }
@@ -172,9 +196,11 @@ fn run(_: Cli) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { scenario, slots, json, plot, workers, shard } => {
+            let (json, plot) = outputs(json, plot)?;
             commands::run(scenario, slots, json, plot, workers, shard)
         }
         Command::Sweep { scenario, slots, vary, objective, json, plot, workers, shard } => {
+            let (json, plot) = outputs(json, plot)?;
             commands::sweep(scenario, slots, &vary, &objective, json, plot, workers, shard)
         }
         Command::Replay { scenario, slot } => commands::replay(scenario, slot),
@@ -184,8 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(madsim)]
 mod commands {
-    use std::path::PathBuf;
-
+    use vortex::output::OutputFile;
     use vortex_sim::sweep::{Objective, Vary};
     use vortex_sim::{Override, Scenario, Shard, Simulator};
 
@@ -198,13 +223,13 @@ mod commands {
     fn overrides(args: &ScenarioArgs, slots: Option<u64>) -> Vec<Override> {
         let mut overrides = args.set.clone();
         // --seed and --slots are overrides like any other, so they are checked the same way.
-        let mut push = |key: &str, value: Option<u64>| {
+        let mut push = |flag: &'static str, key: &str, value: Option<u64>| {
             if let Some(v) = value {
-                overrides.push(Override { key: key.into(), value: v.into() });
+                overrides.push(Override::from_flag(flag, key, v));
             }
         };
-        push("seed", args.seed);
-        push("slots", slots);
+        push("--seed", "seed", args.seed);
+        push("--slots", "slots", slots);
         overrides
     }
 
@@ -214,8 +239,8 @@ mod commands {
         slots: Option<u64>,
         vary: &[Vary],
         objective: &Objective,
-        json: Option<PathBuf>,
-        plot: Option<PathBuf>,
+        json: Option<OutputFile>,
+        plot: Option<OutputFile>,
         workers: usize,
         shard: Option<Shard>,
     ) -> anyhow::Result<()> {
@@ -225,8 +250,8 @@ mod commands {
         let sweep = simulator.sweep(vary, shard).map_err(anyhow::Error::msg)?;
         let took = started.elapsed().as_secs_f64();
         if !shard.is_whole() {
-            let path = json.expect("clap requires --json with --shard");
-            write(&path, &sweep.to_shard_json(objective, &args.set))?;
+            let path = &json.expect("clap requires --json with --shard");
+            write(path, &sweep.to_shard_json(objective, &args.set))?;
             eprintln!(
                 "simulated shard {shard}: {} slots in {took:.2} s of wall time; `vortex-sim merge` joins the shards",
                 sweep.slots()
@@ -236,12 +261,12 @@ mod commands {
         let report = sweep.report(objective);
         print!("{}", report.to_table(objective, &args.set));
         eprintln!("simulated {} slots in {took:.2} s of wall time", sweep.slots());
-        if let Some(path) = json {
-            write(&path, &report.to_json())?;
+        if let Some(path) = &json {
+            write(path, &report.to_json())?;
         }
-        if let Some(path) = plot {
+        if let Some(path) = &plot {
             let title = format!("sweep of {}: {objective}", args.scenario.display());
-            write(&path, &vortex_sim::sweep_svg(&title, &report).map_err(anyhow::Error::msg)?)?;
+            write(path, &vortex_sim::sweep_svg(&title, &report).map_err(anyhow::Error::msg)?)?;
         }
         Ok(())
     }
@@ -249,8 +274,8 @@ mod commands {
     pub fn run(
         args: ScenarioArgs,
         slots: Option<u64>,
-        json: Option<PathBuf>,
-        plot: Option<PathBuf>,
+        json: Option<OutputFile>,
+        plot: Option<OutputFile>,
         workers: usize,
         shard: Option<Shard>,
     ) -> anyhow::Result<()> {
@@ -258,8 +283,8 @@ mod commands {
         let started = std::time::Instant::now();
         if let Some(shard) = shard {
             let run = simulator.run_shard(shard).map_err(anyhow::Error::msg)?;
-            let path = json.expect("clap requires --json with --shard");
-            write(&path, &run.to_shard_json())?;
+            let path = &json.expect("clap requires --json with --shard");
+            write(path, &run.to_shard_json())?;
             eprintln!(
                 "simulated shard {shard}: {} slots in {:.2} s of wall time; `vortex-sim merge` joins the shards",
                 run.report().slots,
@@ -271,17 +296,17 @@ mod commands {
         let report = run.report();
         print!("{}", report.to_table(run.info()));
         eprintln!("simulated {} slots in {:.2} s of wall time", report.slots, started.elapsed().as_secs_f64());
-        if let Some(path) = json {
-            write(&path, &report.to_json())?;
+        if let Some(path) = &json {
+            write(path, &report.to_json())?;
         }
-        if let Some(path) = plot {
-            write(&path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
+        if let Some(path) = &plot {
+            write(path, &run.latency_svg().map_err(anyhow::Error::msg)?)?;
         }
         Ok(())
     }
 
     pub fn replay(args: ScenarioArgs, slot: u64) -> anyhow::Result<()> {
-        let simulator = Simulator::new(load(&args, None)?);
+        let simulator = Simulator::new(load(&args, None)?).progress(true);
         let replay = simulator.replay(slot).map_err(anyhow::Error::msg)?;
         print!("{}", simulator.render_replay(slot, &replay));
         Ok(())

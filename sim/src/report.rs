@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use vortex::{PerStage, Stage};
@@ -15,6 +14,7 @@ use crate::tally::{CheckpointKey, Latencies, SlotKind, Tally};
 /// plot without the scenario file (a merge of shards has only the shards).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "the run information of a shard file")]
 pub struct RunInfo {
     /// Scenario name.
     pub scenario: String,
@@ -384,18 +384,6 @@ impl Report {
         }
         t
     }
-}
-
-/// Writes `contents` to `path` atomically: a temporary file beside it, then a rename, so a failed
-/// run never leaves a half-written report.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name =
-        path.file_name().ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_yaml_ng::{Mapping, Value};
-use vortex::units::{Probability, Seconds};
+use vortex::units::{fmt_f64, Probability, Seconds};
 use vortex::yaml::{self, invalid};
 use vortex::{ConfigError, Orchestration, PerStage, Stage};
 
@@ -17,6 +17,15 @@ use crate::dist::Latency;
 
 /// The most slots one run may simulate: bounds memory and run time of a typo'd `slots`.
 pub const MAX_SLOTS: u64 = 100_000_000;
+
+/// The largest `gpu.parallel_slowdown`: a GPU that runs two jobs a hundred times slower than one.
+pub const MAX_PARALLEL_SLOWDOWN: f64 = 100.0;
+
+/// The largest drift factor: a stage a thousand times slower than its distribution.
+pub const MAX_DRIFT_FACTOR: f64 = 1000.0;
+
+/// The most drift keyframes.
+pub const MAX_KEYFRAMES: usize = 10_000;
 
 /// A loaded, checked scenario.
 #[derive(Debug, Clone)]
@@ -71,6 +80,7 @@ pub struct GpuModel {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a scenario: a map with name, stages and optional keys (docs/scenarios.md)")]
 struct ScenarioFile {
     name: String,
     #[serde(default)]
@@ -96,6 +106,7 @@ struct ScenarioFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with factor (a list of [slot, factor]) and optional stages")]
 struct DriftFile {
     #[serde(default = "all_stages")]
     stages: Vec<Stage>,
@@ -108,6 +119,7 @@ fn all_stages() -> Vec<Stage> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with interval_s and cancel_granularity_s")]
 struct CadenceFile {
     interval_s: Seconds,
     // Keyed by plain stage names under a `_s` section, as the shipped scenarios write it.
@@ -179,6 +191,7 @@ fn slot_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with latency and optional transient_failure, hang, reject")]
 struct StageFile {
     latency: Latency,
     #[serde(default)]
@@ -193,6 +206,7 @@ vortex::plain_stage_keys!(StageFile);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a map with parallel_slowdown")]
 struct GpuFile {
     #[serde(default = "one")]
     parallel_slowdown: f64,
@@ -215,6 +229,28 @@ pub struct Override {
     pub key: String,
     /// The value, parsed as YAML (`4` is a number, `abc` a string).
     pub value: Value,
+    /// The command-line flag and value as the user wrote them (`--set KEY=VALUE`, `--slots 5`,
+    /// `--vary KEY=VALUE` for one grid point): an error in the value is blamed on it, not on the
+    /// scenario file.
+    pub given: String,
+}
+
+impl Override {
+    /// An override from `flag` (`--seed`, `--slots`, `--vary`) rather than `--set`.
+    pub fn from_flag(flag: &str, key: &str, value: impl Into<Value>) -> Override {
+        let value = value.into();
+        let shown = serde_yaml_ng::to_string(&value).unwrap_or_default();
+        let given = match flag {
+            "--set" | "--vary" => format!("{flag} {key}={}", shown.trim_end()),
+            _ => format!("{flag} {}", shown.trim_end()),
+        };
+        Override { key: key.to_string(), value, given }
+    }
+
+    /// How the user wrote it.
+    pub fn as_given(&self) -> &str {
+        &self.given
+    }
 }
 
 impl std::fmt::Display for Override {
@@ -233,8 +269,11 @@ impl std::str::FromStr for Override {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(format!("expected a dotted key such as orchestration.deadline_buffer_s, got {key:?}"));
         }
-        let value = serde_yaml_ng::from_str(value).map_err(|e| format!("{key}: cannot read value {value:?}: {e}"))?;
-        Ok(Override { key: key.to_string(), value })
+        let value = yaml::parse_value(key, value).map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        Ok(Override { key: key.to_string(), value, given: format!("--set {s}") })
     }
 }
 
@@ -261,11 +300,12 @@ impl Scenario {
         } else {
             let mut value: Value = yaml::parse(origin, text)?;
             for o in overrides {
-                set_path(&mut value, &o.key, o.value.clone()).map_err(|m| invalid(origin, &o.key, m))?;
+                yaml::check_value(o.as_given(), &o.value)?;
+                set_path(&mut value, &o.key, o.value.clone()).map_err(|m| invalid(o.as_given(), &o.key, m))?;
             }
-            yaml::from_value(origin, value)?
+            yaml::from_value(origin, value).map_err(|e| blame(e, origin, overrides))?
         };
-        Scenario::build(origin, file, base_dir)
+        Scenario::build(origin, file, base_dir).map_err(|e| blame(e, origin, overrides))
     }
 
     fn build(origin: &str, file: ScenarioFile, base_dir: &Path) -> Result<Scenario, ConfigError> {
@@ -288,11 +328,24 @@ impl Scenario {
             }
         };
         let gpu = GpuModel { parallel_slowdown: file.gpu.parallel_slowdown };
-        if !(gpu.parallel_slowdown.is_finite() && gpu.parallel_slowdown >= 1.0) {
+        if !(1.0..=MAX_PARALLEL_SLOWDOWN).contains(&gpu.parallel_slowdown) {
             return Err(invalid(
                 origin,
                 "gpu.parallel_slowdown",
-                format!("expected a number >= 1.0 (1.0: perfect overlap), got {}", gpu.parallel_slowdown),
+                format!(
+                    "expected a number from 1 (perfect overlap) to {MAX_PARALLEL_SLOWDOWN}, got {}",
+                    fmt_f64(gpu.parallel_slowdown)
+                ),
+            ));
+        }
+        let deadline = file.deadline_s.get();
+        let buffer = orchestration.deadline_buffer_s.get();
+        if buffer >= deadline {
+            // Every slot would abort before it starts: certainly a typo, never a policy.
+            return Err(invalid(
+                origin,
+                "orchestration.deadline_buffer_s",
+                format!("{buffer} s leaves no time before the {deadline} s deadline (deadline_s); it must be shorter"),
             ));
         }
         let mut stages = file.stages;
@@ -371,16 +424,24 @@ impl Scenario {
 }
 
 fn check_drift(origin: &str, d: DriftFile) -> Result<Drift, ConfigError> {
-    if d.factor.is_empty() {
-        return Err(invalid(origin, "drift.factor", "needs at least one [slot, factor] keyframe"));
+    if d.factor.is_empty() || d.factor.len() > MAX_KEYFRAMES {
+        return Err(invalid(
+            origin,
+            "drift.factor",
+            format!("needs from 1 to {MAX_KEYFRAMES} [slot, factor] keyframes, got {}", d.factor.len()),
+        ));
     }
     for (i, &[slot, factor]) in d.factor.iter().enumerate() {
         let key = format!("drift.factor[{i}]");
-        if !(slot.is_finite() && slot >= 0.0) {
-            return Err(invalid(origin, &key, format!("slot must be a number >= 0, got {slot}")));
+        if !(0.0..=MAX_SLOTS as f64).contains(&slot) {
+            return Err(invalid(origin, &key, format!("slot must be from 0 to {MAX_SLOTS}, got {}", fmt_f64(slot))));
         }
-        if !(factor.is_finite() && factor > 0.0) {
-            return Err(invalid(origin, &key, format!("factor must be a positive, finite number, got {factor}")));
+        if !(factor > 0.0 && factor <= MAX_DRIFT_FACTOR) {
+            return Err(invalid(
+                origin,
+                &key,
+                format!("factor must be above 0 and at most {MAX_DRIFT_FACTOR}, got {}", fmt_f64(factor)),
+            ));
         }
         if i > 0 && slot <= d.factor[i - 1][0] {
             return Err(invalid(origin, &key, format!("slots must increase, got {slot} after {}", d.factor[i - 1][0])));
@@ -409,6 +470,28 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<(), String> {
         node = entry;
     }
     unreachable!("a key has at least one part")
+}
+
+/// Blames an error in the scenario on the command line when the bad key came from a flag: an
+/// error at or under an overridden key names that flag alone; one above it (an overridden key
+/// inside a distribution that is now wrong as a whole) names the file and the flag.
+fn blame(e: ConfigError, origin: &str, overrides: &[Override]) -> ConfigError {
+    let ConfigError::Invalid { file, key, message } = e else { return e };
+    if file != origin {
+        return ConfigError::Invalid { file, key, message }; // the base config file's own error
+    }
+    let under = |parent: &str, child: &str| {
+        child == parent || child.strip_prefix(parent).is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    // The last override of a key wins, so it is the one to blame.
+    let file = if let Some(o) = overrides.iter().rev().find(|o| under(&o.key, &key)) {
+        o.as_given().to_string()
+    } else if let Some(o) = overrides.iter().rev().find(|o| under(&key, &o.key)) {
+        format!("{origin} with {}", o.as_given())
+    } else {
+        file
+    };
+    ConfigError::Invalid { file, key, message }
 }
 
 /// Puts an error found in a section back under the section's key (`orchestration.timeouts...`).

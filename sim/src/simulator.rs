@@ -21,6 +21,7 @@ pub const SHARD_FORMAT: &str = "vortex-sim shard v1";
 /// chunks of 1,024 that each run alone, and shard K takes the chunks whose index is K modulo N; a
 /// sweep's shard K takes the grid points whose index is K modulo N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(expecting = "a shard K/N")]
 pub struct Shard {
     /// K, from 0 to N − 1.
     pub index: u32,
@@ -160,7 +161,13 @@ impl Simulator {
         if slot >= s.slots {
             return Err(format!("--slot {slot} is out of range: scenario {} has slots 0..{}", s.name, s.slots));
         }
-        Ok(crate::runner::replay(s, slot))
+        // Back to back, slot K depends on every slot before it, so they all run first (at the
+        // simulator's full speed, but K may be large): the bar says how long that takes.
+        let before = if s.sequential() { slot } else { 0 };
+        let bar = crate::pool::progress_bar(self.progress && before > 0, before, "the slots before it");
+        let replay = crate::runner::replay(s, slot, |n| bar.inc(n));
+        bar.finish_and_clear();
+        Ok(replay)
     }
 
     /// Runs the scenario over a grid of `--vary` axes (each point the scenario file reloaded with
@@ -222,6 +229,7 @@ impl Run {
 /// A shard file: a run's tally, or a sweep's points' tallies.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(expecting = "a shard file written by `vortex-sim run|sweep --shard K/N --json`")]
 pub(crate) enum ShardFile {
     /// `run --shard`.
     Run { format: String, shard: Shard, info: RunInfo, tally: Box<Tally> },

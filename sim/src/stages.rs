@@ -29,7 +29,8 @@ impl Plan {
         let model = scenario.stages.get(stage);
         let mut latency = model.latency.sample(&mut stream(scenario.seed, slot, stage, attempt, Purpose::Latency));
         if let Some(drift) = scenario.drift.as_ref().filter(|d| *d.stages.get(stage)) {
-            latency *= drift.factor(slot);
+            // Both are bounded, but their product is clamped again: no draw may pass a day.
+            latency = (latency * drift.factor(slot)).min(vortex::units::MAX_SECONDS);
         }
         if model.hang == 0.0 && model.transient_failure == 0.0 {
             // Nothing to draw: the fault stream could not change the plan (and skipping it saves

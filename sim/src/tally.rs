@@ -44,6 +44,7 @@ impl Default for Latencies {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "the latency histograms of a shard file")]
 struct LatenciesFile {
     buckets: Vec<[u64; 2]>,
     sum_us: u64,
@@ -195,6 +196,7 @@ impl SlotKind {
 /// Everything a report needs, accumulated slot by slot. Serialized in shard files.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "the tally of a shard file")]
 pub struct Tally {
     /// Slots counted.
     pub slots: u64,

@@ -13,7 +13,7 @@ fn scenario_path(name: &str) -> PathBuf {
 }
 
 fn load(name: &str, slots: u64) -> Arc<Scenario> {
-    Arc::new(Scenario::load(&scenario_path(name), &[Override { key: "slots".into(), value: slots.into() }]).unwrap())
+    Arc::new(Scenario::load(&scenario_path(name), &[Override::from_flag("--slots", "slots", slots)]).unwrap())
 }
 
 fn json(s: &Arc<Scenario>, workers: usize) -> String {
@@ -128,7 +128,7 @@ fn back_to_back_runs_refuse_to_shard_but_their_sweeps_shard_by_point() {
     assert!(err.contains("cannot be sharded: its slots run back to back"), "{err}");
     let objective: vortex_sim::sweep::Objective = "max:on_time subject_to:false_abort<=0.01".parse().unwrap();
     let vary: Vec<vortex_sim::sweep::Vary> = vec!["orchestration.deadline_buffer_s=0..4:1".parse().unwrap()];
-    let base = [Override { key: "slots".into(), value: 2000u64.into() }];
+    let base = [Override::from_flag("--slots", "slots", 2000u64)];
     let simulator = Simulator::new(Scenario::load(&scenario_path("back-to-back"), &base).unwrap());
     let whole = simulator.sweep(&vary, vortex_sim::Shard::WHOLE).unwrap().report(&objective).to_json();
     let files: Vec<(String, String)> = (0..2)

@@ -18,7 +18,7 @@ fn every_shipped_scenario_matches_its_snapshot() {
     files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
     files.sort();
     assert!(files.len() >= 6, "expected the six shipped scenarios, found {files:?}");
-    let slots = Override { key: "slots".into(), value: SNAPSHOT_SLOTS.into() };
+    let slots = Override::from_flag("--slots", "slots", SNAPSHOT_SLOTS);
     for path in files {
         let s = Arc::new(Scenario::load(&path, std::slice::from_ref(&slots)).unwrap());
         let report = Simulator::new(s.clone()).run().report();

@@ -114,7 +114,7 @@ fn hangs_end_only_at_the_timeout() {
 #[test]
 fn simulator_agrees_with_the_independent_monte_carlo_loop_on_every_scenario() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let slots = Override { key: "slots".into(), value: 3000u64.into() };
+    let slots = Override::from_flag("--slots", "slots", 3000u64);
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 6, "the shipped scenarios are missing");

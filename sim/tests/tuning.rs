@@ -80,7 +80,7 @@ stages:
 #[test]
 fn without_a_cadence_the_report_has_no_queueing_section() {
     let s = Arc::new(
-        Scenario::load(&shipped("rtx3060-nominal"), &[Override { key: "slots".into(), value: 100u64.into() }]).unwrap(),
+        Scenario::load(&shipped("rtx3060-nominal"), &[Override::from_flag("--slots", "slots", 100u64)]).unwrap(),
     );
     assert!(report(&s).cadence.is_none());
     assert!(!report(&s).to_json().contains("queue_delay_ms"));
@@ -91,8 +91,7 @@ fn adaptive_predictor_learns_across_slots_and_beats_static_targets_on_drift() {
     // docs/tuning.md: on `drift`, the adaptive predictor (quantile 0.5, no buffer) keeps more
     // slots on time than the best static buffer (0 s), with false aborts within 1%.
     let load = |extra: &[(&str, serde_yaml_ng::Value)]| {
-        let overrides: Vec<Override> =
-            extra.iter().map(|(k, v)| Override { key: k.to_string(), value: v.clone() }).collect();
+        let overrides: Vec<Override> = extra.iter().map(|(k, v)| Override::from_flag("--set", k, v.clone())).collect();
         Arc::new(Scenario::load(&shipped("drift"), &overrides).unwrap())
     };
     let fixed = load(&[("orchestration.deadline_buffer_s", 0.0.into())]);
@@ -187,7 +186,7 @@ fn sweep_says_when_no_point_meets_the_constraint_and_refuses_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "tight-deadline.yaml: orchestration.deadline_buffer_s: expected a number of seconds from 0 to 86400, got -2"
+            "--vary orchestration.deadline_buffer_s=-2: orchestration.deadline_buffer_s: expected a number of seconds from 0 to 86400, got -2"
         ),
         "{err}"
     );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_yaml_ng::Value;
 use vortex::ConfigError;
 
-use super::{Vary, MAX_POINTS};
+use super::{Vary, MAX_POINTS, MAX_SWEEP_SLOTS};
 use crate::scenario::{Override, Scenario};
 
 /// One grid point's parameter values, in `--vary` order.
@@ -30,22 +30,58 @@ pub fn scenarios(
     base: &[Override],
     axes: &[Vary],
 ) -> Result<Vec<(Params, Arc<Scenario>)>, ConfigError> {
+    check_axes(base, axes)?;
     let points = grid(axes);
-    if points.len() > MAX_POINTS {
-        return Err(vortex::yaml::invalid(
-            &path.display().to_string(),
-            "--vary",
-            format!("{} points; a sweep may have at most {MAX_POINTS}", points.len()),
-        ));
-    }
-    points
+    let scenarios = points
         .into_iter()
         .map(|params| {
             let mut overrides = base.to_vec();
-            overrides.extend(params.iter().map(|(k, v)| Override { key: k.clone(), value: yaml_number(*v) }));
+            overrides.extend(params.iter().map(|(k, v)| Override::from_flag("--vary", k, yaml_number(*v))));
             Ok((params, Arc::new(Scenario::load(path, &overrides)?)))
         })
-        .collect()
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    let slots: u64 = scenarios.iter().map(|(_, s)| s.slots).sum();
+    if slots > MAX_SWEEP_SLOTS {
+        return Err(vortex::yaml::invalid(
+            "--vary",
+            "(grid)",
+            format!(
+                "{} points of {} slots: {slots} slots in all; a sweep may simulate at most {MAX_SWEEP_SLOTS} \
+                 (lower --slots, or coarsen a step)",
+                scenarios.len(),
+                scenarios[0].1.slots
+            ),
+        ));
+    }
+    Ok(scenarios)
+}
+
+/// Refuses a grid too large to build (counted before it is built), a key given to two `--vary`
+/// flags, and a key given to both `--vary` and `--set` (one would silently win).
+pub fn check_axes(base: &[Override], axes: &[Vary]) -> Result<(), ConfigError> {
+    let flag = |a: &Vary| format!("--vary {}", a.key);
+    for (i, axis) in axes.iter().enumerate() {
+        if axes[..i].iter().any(|a| a.key == axis.key) {
+            return Err(vortex::yaml::invalid(&flag(axis), &axis.key, "given to --vary twice; vary each key once"));
+        }
+        if let Some(o) = base.iter().find(|o| o.key == axis.key) {
+            return Err(vortex::yaml::invalid(
+                &flag(axis),
+                &axis.key,
+                format!("also set by {}; a key is either varied or set", o.as_given()),
+            ));
+        }
+    }
+    let points = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len()).filter(|&n| n <= MAX_POINTS));
+    if points.is_none() {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        return Err(vortex::yaml::invalid(
+            "--vary",
+            "(grid)",
+            format!("{} points; a sweep may have at most {MAX_POINTS}", sizes.join(" × ")),
+        ));
+    }
+    Ok(())
 }
 
 /// A whole number as a YAML integer (so integer keys such as `adaptive.history` can vary too),

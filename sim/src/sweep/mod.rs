@@ -28,6 +28,10 @@ pub use objective::{Constraint, Metric, Objective, Op, Vary};
 /// The most points one sweep may run: bounds a typo'd step.
 pub const MAX_POINTS: usize = 10_000;
 
+/// The most slots one sweep may simulate over all its points: about an hour on one core, minutes
+/// on a large machine or spread over shards. A larger sweep is refused before it starts.
+pub const MAX_SWEEP_SLOTS: u64 = 1_000_000_000;
+
 /// One grid point's results; `rates` and `latency_ms` are those of `vortex-sim run --json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
@@ -116,6 +120,7 @@ pub fn pareto_front(points: &[Point], x: impl Fn(&Point) -> f64) -> Vec<usize> {
 /// One point of a sweep shard: its index in the grid, its values, and its run's tally.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a sweep point of a shard file")]
 pub struct ShardPoint {
     /// Index in the grid (grid order, the first `--vary` slowest).
     pub index: u64,

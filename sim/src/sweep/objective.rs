@@ -18,6 +18,9 @@ use std::str::FromStr;
 
 use super::{Point, MAX_POINTS};
 
+/// The longest `--objective` accepted (a few constraints take a hundred characters).
+pub const MAX_OBJECTIVE_CHARS: usize = 1000;
+
 /// `--vary KEY=FROM..TO:STEP`: one axis of the grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vary {
@@ -41,10 +44,13 @@ impl FromStr for Vary {
         if key.trim().is_empty() || step <= 0.0 || to < from {
             return Err(format!("{key}: need FROM <= TO and STEP > 0, got {from}..{to}:{step}"));
         }
-        let n = ((to - from) / step + 1e-9).floor() as usize + 1;
-        if n > MAX_POINTS {
-            return Err(format!("{key}: {n} values; a sweep may have at most {MAX_POINTS} points"));
+        // Counted in floating point first: a tiny step would overflow any integer.
+        let count = ((to - from) / step + 1e-9).floor() + 1.0;
+        if count > MAX_POINTS as f64 {
+            let shown = if count < 1e15 { format!("{count:.0}") } else { "too many".into() };
+            return Err(format!("{key}: {shown} values; a sweep may have at most {MAX_POINTS} points"));
         }
+        let n = count as usize;
         // Rounded so that 0.1-steps print as 0.3, not 0.30000000000000004.
         let values = (0..n).map(|i| ((from + i as f64 * step) * 1e9).round() / 1e9).collect();
         Ok(Vary { key: key.trim().to_string(), values })
@@ -101,6 +107,25 @@ impl fmt::Display for Metric {
 }
 
 impl Metric {
+    /// The values the metric can take: a bound outside them is a mistake (a percentage written
+    /// for a fraction, say).
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Metric::P99Ms => (0.0, vortex::units::MAX_SECONDS * 1e3),
+            Metric::WastedGpuS => (0.0, f64::MAX),
+            _ => (0.0, 1.0),
+        }
+    }
+
+    /// What the metric measures, in words (for errors).
+    fn unit(self) -> &'static str {
+        match self {
+            Metric::P99Ms => "a latency in milliseconds",
+            Metric::WastedGpuS => "a number of seconds",
+            _ => "a fraction (0.01 is 1%)",
+        }
+    }
+
     /// The metric's value at a point, if defined.
     pub fn of(self, p: &Point) -> Option<f64> {
         match self {
@@ -188,6 +213,9 @@ impl FromStr for Objective {
             "min" => false,
             other => return Err(format!("expected max or min, got {other:?}")),
         };
+        if s.len() > MAX_OBJECTIVE_CHARS {
+            return Err(format!("an objective of {} characters; at most {MAX_OBJECTIVE_CHARS}", s.len()));
+        }
         let mut constraints = Vec::new();
         for token in tokens {
             let list = token
@@ -204,9 +232,17 @@ impl FromStr for Objective {
 fn parse_constraint(c: &str) -> Result<Constraint, String> {
     for (text, op) in [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)] {
         if let Some((metric, bound)) = c.split_once(text) {
+            let metric: Metric = metric.parse()?;
             let bound = bound.parse::<f64>().ok().filter(|b| b.is_finite());
             let bound = bound.ok_or_else(|| format!("constraint {c:?}: the bound is not a number"))?;
-            return Ok(Constraint { metric: metric.parse()?, op, bound });
+            let (lo, hi) = metric.range();
+            if !(lo..=hi).contains(&bound) {
+                return Err(format!(
+                    "constraint {c:?}: {metric} is {}, so its bound must be from {lo} to {hi}, got {bound}",
+                    metric.unit()
+                ));
+            }
+            return Ok(Constraint { metric, op, bound });
         }
     }
     Err(format!("constraint {c:?}: expected METRIC<=NUMBER (or >=, <, >)"))
@@ -238,6 +274,9 @@ mod tests {
         assert!("x=0..1:0".parse::<Vary>().unwrap_err().contains("STEP > 0"));
         assert!("x=0..1".parse::<Vary>().unwrap_err().contains("KEY=FROM..TO:STEP"));
         assert!("x=0..1000000:1".parse::<Vary>().unwrap_err().contains("at most"));
+        // A step so small that the count overflows any integer is refused, not an empty axis.
+        let e = "x=0..1:1e-300".parse::<Vary>().unwrap_err();
+        assert!(e.contains("too many values; a sweep may have at most"), "{e}");
     }
 
     #[test]
@@ -253,5 +292,10 @@ mod tests {
         assert!("best:on_time".parse::<Objective>().unwrap_err().contains("max or min"));
         assert!("max:on_time false_abort<=1".parse::<Objective>().unwrap_err().contains("subject_to:"));
         assert!("max:on_time subject_to:abort=1".parse::<Objective>().unwrap_err().contains("METRIC<=NUMBER"));
+        // Rates are fractions: a bound of 5 (meant as 5%) can never bind, so it is refused.
+        let e = "max:on_time subject_to:false_abort<=5".parse::<Objective>().unwrap_err();
+        assert!(e.contains("false_abort is a fraction (0.01 is 1%), so its bound must be from 0 to 1, got 5"), "{e}");
+        assert!("min:p99_ms subject_to:p99_ms<-1".parse::<Objective>().is_err());
+        assert!("max:on_time subject_to:p99_ms<40000".parse::<Objective>().is_ok());
     }
 }
