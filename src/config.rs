@@ -109,10 +109,14 @@ impl Orchestration {
     /// merging overrides into it before it is read again (the simulator's scenarios do). The file
     /// is read once; errors in it are blamed on it, with their line and column.
     pub fn load_with_value(path: &Path) -> Result<(Orchestration, serde_yaml_ng::Value), ConfigError> {
-        let origin = path.display().to_string();
         let text = yaml::read_text(path, yaml::MAX_YAML_BYTES)?;
-        let checked = yaml::parse::<SectionOnly>(&origin, &text)?.orchestration;
-        Ok((checked, yaml::parse::<RawSection>(&origin, &text)?.orchestration))
+        Orchestration::from_yaml_str(&path.display().to_string(), &text)
+    }
+
+    /// [`Orchestration::load_with_value`] of text; `origin` names it in errors.
+    pub fn from_yaml_str(origin: &str, text: &str) -> Result<(Orchestration, serde_yaml_ng::Value), ConfigError> {
+        let checked = yaml::parse::<SectionOnly>(origin, text)?.orchestration;
+        Ok((checked, yaml::parse::<RawSection>(origin, text)?.orchestration))
     }
 
     /// Per-attempt timeouts as durations.

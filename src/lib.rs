@@ -33,6 +33,8 @@
 
 pub mod config;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod outcome;
 pub mod output;
 pub mod predictor;

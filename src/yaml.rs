@@ -43,9 +43,25 @@ pub enum ConfigError {
     },
 }
 
-/// Builds the error for a bad key.
+/// Builds the error for a bad key. Each part is shortened to at most [`MAX_PART_CHARS`], so a
+/// huge value or key is quoted, not echoed whole.
 pub fn invalid(origin: &str, key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { file: origin.to_string(), key: key.to_string(), message: message.into() }
+    ConfigError::Invalid { file: shorten(origin), key: shorten(key), message: shorten(&message.into()) }
+}
+
+/// The most characters of a file name, key or message quoted in an error.
+pub const MAX_PART_CHARS: usize = 500;
+
+/// `s` if short, else its start and end around an ellipsis: at most [`MAX_PART_CHARS`] characters.
+pub fn shorten(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= MAX_PART_CHARS {
+        return s.to_string();
+    }
+    let keep = (MAX_PART_CHARS - 1) / 2;
+    let head: String = s.chars().take(keep).collect();
+    let tail: String = s.chars().skip(n - keep).collect();
+    format!("{head}…{tail}")
 }
 
 /// Reads a text file of at most `limit` bytes. Anything but a regular file (a directory, a FIFO
@@ -55,7 +71,7 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, ConfigError> {
     /// `O_NONBLOCK` on Linux: opening a FIFO then returns at once instead of waiting for a writer.
     const O_NONBLOCK: i32 = 0o4000;
     let file = path.display().to_string();
-    let io = |cause| ConfigError::Io { file: file.clone(), cause };
+    let io = |cause| ConfigError::Io { file: shorten(&file), cause };
     // Checked before opening (so a FIFO is never opened for long), and again on the opened file
     // (so a path swapped in between cannot slip through).
     let kind = |meta: &std::fs::Metadata| {

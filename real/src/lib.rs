@@ -37,6 +37,8 @@ pub mod clip_model;
 pub mod config;
 pub mod executor;
 pub mod flux;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gguf;
 pub mod hf;
 pub mod loading;

@@ -38,6 +38,8 @@
 mod dist;
 // The simulated stages run only in the simulator build; the normal build compiles them so that
 // `cargo clippy --workspace` checks them.
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg_attr(not(madsim), allow(dead_code))]
 mod gpu;
 pub mod montecarlo;

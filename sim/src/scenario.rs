@@ -491,18 +491,14 @@ fn blame(e: ConfigError, origin: &str, overrides: &[Override]) -> ConfigError {
     } else {
         file
     };
-    ConfigError::Invalid { file, key, message }
+    yaml::invalid(&file, &key, message)
 }
 
 /// Puts an error found in a section back under the section's key (`orchestration.timeouts...`).
 fn within(e: ConfigError, section: &str) -> ConfigError {
     match e {
-        ConfigError::Invalid { file, key, message } if key == "(top level)" => {
-            ConfigError::Invalid { file, key: section.to_string(), message }
-        }
-        ConfigError::Invalid { file, key, message } => {
-            ConfigError::Invalid { file, key: format!("{section}.{key}"), message }
-        }
+        ConfigError::Invalid { file, key, message } if key == "(top level)" => invalid(&file, section, message),
+        ConfigError::Invalid { file, key, message } => invalid(&file, &format!("{section}.{key}"), message),
         other => other,
     }
 }

@@ -205,6 +205,11 @@ impl Run {
         Report::new(&self.info, &self.tally)
     }
 
+    /// The longest slot of any outcome, from its start to its end.
+    pub fn longest_slot(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.tally.longest_us)
+    }
+
     /// The total latency plot as SVG.
     pub fn latency_svg(&self) -> Result<String, String> {
         crate::plot::latency_svg(&self.info, &self.tally)

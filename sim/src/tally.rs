@@ -224,6 +224,10 @@ pub struct Tally {
     pub queue: Latencies,
     /// With a cadence: slots that waited at all.
     pub delayed: u64,
+    /// The longest slot of any outcome, from its start to its end (the reliability property: no
+    /// slot outlives its deadline by more than one cancellation step).
+    #[serde(default)]
+    pub longest_us: u64,
 }
 
 impl Tally {
@@ -238,6 +242,7 @@ impl Tally {
     ) {
         let kind = SlotKind::of(result);
         self.slots += 1;
+        self.longest_us = self.longest_us.max(micros(result.meta.end));
         *self.kinds.entry(kind).or_default() += 1;
         self.example(ExampleKey::Slot(kind), index);
         if let Some(c) = result.completed() {
@@ -303,6 +308,7 @@ impl Tally {
         self.wasted_us = self.wasted_us.saturating_add(other.wasted_us);
         self.queue.merge(&other.queue);
         self.delayed += other.delayed;
+        self.longest_us = self.longest_us.max(other.longest_us);
         for (&key, list) in &other.examples {
             for &index in list {
                 self.example(key, index);

@@ -22,7 +22,7 @@ pub mod grid;
 pub mod objective;
 pub mod render;
 
-pub use grid::{grid, scenarios, Params};
+pub use grid::{check_axes, grid, scenarios, Params};
 pub use objective::{Constraint, Metric, Objective, Op, Vary};
 
 /// The most points one sweep may run: bounds a typo'd step.
