@@ -1,20 +1,11 @@
 //! `vortex-sim` through the real binary: reports, plots, replays and clear errors.
 #![cfg(madsim)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vortex-sim")).args(args).output().unwrap()
-}
+use std::path::PathBuf;
 
-fn nominal() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rtx3060-nominal.yaml").display().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{nominal, sim, stderr};
 
 #[test]
 fn run_prints_the_table_and_writes_json_and_plot() {

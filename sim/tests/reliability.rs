@@ -3,20 +3,12 @@
 //! where the bad value came from (the file, or the flag when it came from the command line).
 #![cfg(madsim)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vortex-sim")).args(args).output().unwrap()
-}
-
-fn nominal() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rtx3060-nominal.yaml").display().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{nominal, sim, stderr};
 
 /// Runs `args`, expects exit code 1 (refused, no panic: a panic exits with 101) and returns stderr.
 fn refused(args: &[&str]) -> String {

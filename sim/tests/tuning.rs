@@ -1,9 +1,12 @@
 //! Issue-4 features: back-to-back slots on one GPU (cadence), the adaptive predictor, sweeps.
 #![cfg(madsim)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
+
+use common::{shipped, sim};
 
 use vortex_sim::{Override, Report, Scenario, Simulator};
 
@@ -13,10 +16,6 @@ fn scenario(yaml: &str) -> Arc<Scenario> {
 
 fn report(s: &Arc<Scenario>) -> Report {
     Simulator::new(s.clone()).run().report()
-}
-
-fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(format!("{name}.yaml"))
 }
 
 #[test]
@@ -105,10 +104,6 @@ fn adaptive_predictor_learns_across_slots_and_beats_static_targets_on_drift() {
     assert!(adaptive.rates.on_time > fixed.rates.on_time, "adaptive {:?} vs static {:?}", adaptive.rates, fixed.rates);
     assert!(adaptive.rates.false_abort <= 0.01, "{:?}", adaptive.rates);
     assert!(adaptive.wasted_gpu_s < fixed.wasted_gpu_s);
-}
-
-fn sim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vortex-sim")).args(args).output().unwrap()
 }
 
 #[test]
