@@ -44,6 +44,7 @@ pub mod hf;
 pub mod loading;
 pub mod media;
 pub mod models;
+pub mod ops;
 pub mod stages;
 pub mod verification;
 pub mod weights;

@@ -1,0 +1,62 @@
+//! Tensor operations that candle 0.11 lacks and Kokoro-82M (StyleTTS 2 with an iSTFTNet vocoder)
+//! needs, each with PyTorch's semantics and checked against PyTorch in `real/tests/kokoro_ops.rs`.
+//!
+//! Every op is built from whole-tensor candle operations (matrix products, convolutions,
+//! elementwise maps, gathers), so it runs on any candle device, CUDA included: no op loops over
+//! elements on the host. The LSTM loops over time steps, which a recurrence cannot avoid, but
+//! each step is one batched product for both directions.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use vortex_real::ops::{Stft, reflect_pad_1d};
+//!
+//! let x = Tensor::arange(0f32, 4., &Device::Cpu)?.reshape((1, 1, 4))?;
+//! assert_eq!(reflect_pad_1d(&x, 2, 1)?.flatten_all()?.to_vec1::<f32>()?, [2., 1., 0., 1., 2., 3., 2.]);
+//!
+//! let stft = Stft::new(20, 5, 20, &Device::Cpu)?; // Kokoro's decoder
+//! let signal = Tensor::randn(0f32, 1., (1, 50), &Device::Cpu)?;
+//! let (magnitude, phase) = stft.transform(&signal)?;
+//! let back = stft.inverse(&magnitude, &phase, Some(50))?;
+//! assert!((back - signal)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? < 1e-5);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+//!
+//! - [`BiLstm`]: bidirectional one-layer LSTM (`nn.LSTM(batch_first=True, bidirectional=True)`).
+//! - [`InstanceNorm1d`], [`instance_norm_1d`], [`AdaIn1d`]: instance norm and StyleTTS 2's AdaIN.
+//! - [`reflect_pad_1d`]: `F.pad(mode="reflect")` on the last dimension.
+//! - [`atan2`]: `torch.atan2`, signed zeros and infinities included.
+//! - [`interpolate_linear_1d`], [`interpolate_nearest_1d`]: `F.interpolate` modes `linear`
+//!   (`align_corners=False`) and `nearest`, by size or by scale factor.
+//! - [`Stft`]: `torch.stft` / `torch.istft` with a periodic Hann window, `center=True`.
+//! - [`depthwise_conv_transpose_1d`], [`DepthwiseConvTranspose1d`]: `nn.ConvTranspose1d` with
+//!   `groups == channels`, without candle's loop over groups.
+//! - [`fold_weight_norm`], [`weight_norm_weight`]: `torch.nn.utils.weight_norm`'s
+//!   `weight_g` / `weight_v` folded into one weight.
+
+mod atan2;
+mod conv;
+mod interpolate;
+mod lstm;
+mod norm;
+mod pad;
+mod stft;
+mod weight_norm;
+
+pub use atan2::atan2;
+pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
+pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
+pub use lstm::BiLstm;
+pub use norm::{instance_norm_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
+pub use pad::reflect_pad_1d;
+pub use stft::Stft;
+pub use weight_norm::{fold_weight_norm, weight_norm_weight};
+
+/// Half-precision inputs are computed in f32: these ops sum many terms (norms, DFTs) or need
+/// f32's range (atan2's reductions), and PyTorch's CPU kernels also accumulate halves in f32.
+fn compute_dtype(dtype: candle_core::DType) -> candle_core::DType {
+    use candle_core::DType;
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
