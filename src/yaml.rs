@@ -52,16 +52,65 @@ pub fn invalid(origin: &str, key: &str, message: impl Into<String>) -> ConfigErr
 /// The most characters of a file name, key or message quoted in an error.
 pub const MAX_PART_CHARS: usize = 500;
 
-/// `s` if short, else its start and end around an ellipsis: at most [`MAX_PART_CHARS`] characters.
+/// `s` made printable (control characters escaped, Rust type names replaced by words: see
+/// [`plain_words`]) and, if long, cut to its start and end around an ellipsis: at most
+/// [`MAX_PART_CHARS`] characters.
 pub fn shorten(s: &str) -> String {
+    let s: String = plain_words(s)
+        .chars()
+        .flat_map(|c| {
+            let escape = c.is_control() && c != '\n';
+            let escaped: Vec<char> = if escape { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect();
     let n = s.chars().count();
     if n <= MAX_PART_CHARS {
-        return s.to_string();
+        return s;
     }
     let keep = (MAX_PART_CHARS - 1) / 2;
     let head: String = s.chars().take(keep).collect();
     let tail: String = s.chars().skip(n - keep).collect();
     format!("{head}…{tail}")
+}
+
+/// How an error quotes a value the user typed: at most 100 characters (then `…`), in quotes,
+/// with control characters escaped.
+pub fn quoted(s: &str) -> String {
+    const MAX: usize = 100;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// serde's messages name the Rust type they expected (`expected struct HashMetadata`); a user
+/// reads `expected a map` instead. Types of our own say what they expect in words already
+/// (`#[serde(expecting)]`); this catches those of other crates (safetensors, JSON configs).
+pub fn plain_words(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("expected ") {
+        let (before, after) = rest.split_at(at + "expected ".len());
+        out.push_str(before);
+        rest = after;
+        for (kind, words) in [
+            ("tuple struct ", "a list"),
+            ("unit struct ", "nothing"),
+            ("struct ", "a map"),
+            ("enum ", "one of the allowed values"),
+        ] {
+            if let Some(name_and_rest) = rest.strip_prefix(kind) {
+                let end =
+                    name_and_rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(name_and_rest.len());
+                out.push_str(words);
+                rest = &name_and_rest[end..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads a text file of at most `limit` bytes. Anything but a regular file (a directory, a FIFO

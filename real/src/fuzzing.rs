@@ -18,7 +18,7 @@ pub fn config(data: &[u8]) {
     vortex::fuzzing::config(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Err(e) = Config::from_yaml_str("config.yaml", text) {
-        check_message(&e.to_string());
+        vortex::fuzzing::check_config_error(&e);
     }
 }
 

@@ -68,7 +68,8 @@ impl GgufHeader {
         let error = |reason: String| LoadError::file(model, path, reason, published);
         let (file, len) = open_regular(path, "a .gguf file").map_err(error)?;
         let mut r = Bounded { inner: BufReader::new(file), pos: 0, len, version: 0 };
-        let tensors = r.header().map_err(|reason| error(format!("is not a GGUF file: {reason}")))?;
+        let tensors =
+            r.header().map_err(|reason| error(format!("is not a GGUF file: {}", crate::loading::quote(reason))))?;
         Ok(GgufHeader { path: path.into(), tensors })
     }
 
@@ -101,10 +102,11 @@ impl GgufHeader {
             buf.resize(t.bytes as usize, 0);
             file.seek(SeekFrom::Start(t.start))
                 .and_then(|_| file.read_exact(&mut buf))
-                .map_err(|e| error(format!("cannot read tensor {name}: {e}")))?;
+                .map_err(|e| error(format!("cannot read tensor {}: {e}", crate::loading::quote(name))))?;
             if let Some(block) = buf.chunks_exact(stride).position(|b| scales.non_finite(b)) {
                 return Err(error(format!(
-                    "tensor {name} holds NaN or an infinity (block {block}): the file is damaged, or was saved from a run that diverged"
+                    "tensor {} holds NaN or an infinity (block {block}): the file is damaged, or was saved from a run that diverged",
+                    crate::loading::quote(name)
                 )));
             }
         }

@@ -90,7 +90,11 @@ pub fn read_text_limited(path: &Path, limit: u64, expected: &str) -> Result<Stri
 
 /// A parser's message cut to a readable length (parsers can quote a whole value of the input).
 pub fn quote(message: impl std::fmt::Display) -> String {
-    let text = message.to_string();
+    // Printable, and in words rather than Rust's types, as every error of the project is.
+    let text: String = vortex::yaml::plain_words(&message.to_string())
+        .chars()
+        .flat_map(|c| if c.is_control() && c != '\n' { c.escape_default().collect() } else { vec![c] })
+        .collect();
     match text.char_indices().nth(MAX_QUOTED_CHARS) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,

@@ -116,8 +116,13 @@ impl WeightsFile {
     pub fn inspect(model: &str, path: &Path, published: &'static str) -> Result<WeightsFile, WeightsError> {
         let unreadable =
             |reason: String| WeightsError::Unreadable { model: model.into(), path: path.into(), reason, published };
-        let malformed =
-            |reason: String| WeightsError::Malformed { model: model.into(), path: path.into(), reason, published };
+        // Quoted: a hostile header's tensor names may be huge or hold control characters.
+        let malformed = |reason: String| WeightsError::Malformed {
+            model: model.into(),
+            path: path.into(),
+            reason: crate::loading::quote(reason),
+            published,
+        };
         let (file, file_bytes) = open_regular(path, "a .safetensors file").map_err(unreadable)?;
         if file_bytes < 8 {
             return Err(malformed(format!("only {file_bytes} bytes long")));

@@ -33,7 +33,7 @@ pub fn scenario(data: &[u8]) -> Option<Scenario> {
     match Scenario::from_yaml_str("fuzz.yaml", doc, &scenario_dir(), &overrides) {
         Ok(s) => Some(s),
         Err(e) => {
-            check_message(&e.to_string());
+            vortex::fuzzing::check_config_error(&e);
             None
         }
     }
@@ -54,7 +54,7 @@ pub fn vary(data: &[u8]) {
         }
     }
     if let Err(e) = check_axes(&[], &axes) {
-        check_message(&e.to_string());
+        vortex::fuzzing::check_config_error(&e);
     }
 }
 

@@ -111,7 +111,10 @@ const MAX_WORKERS: usize = 1024;
 fn workers(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n <= MAX_WORKERS => Ok(n),
-        _ => Err(format!("expected a thread count from 0 (one per core) to {MAX_WORKERS}, got {s:?}")),
+        _ => Err(format!(
+            "expected a thread count from 0 (one per core) to {MAX_WORKERS}, got {}",
+            vortex::yaml::quoted(s)
+        )),
     }
 }
 

@@ -264,10 +264,13 @@ impl std::str::FromStr for Override {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, value) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+        let (key, value) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {}", yaml::quoted(s)))?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!("expected a dotted key such as orchestration.deadline_buffer_s, got {key:?}"));
+            return Err(format!(
+                "expected a dotted key such as orchestration.deadline_buffer_s, got {}",
+                yaml::quoted(key)
+            ));
         }
         let value = yaml::parse_value(key, value).map_err(|e| match e {
             ConfigError::Invalid { message, .. } => message,

@@ -56,7 +56,8 @@ impl FromStr for Shard {
         let usage = || {
             format!(
                 "expected K/N with N from 1 to {MAX_SHARDS} and K from 0 to N-1 (a Kubernetes \
-                 JOB_COMPLETION_INDEX or a Slurm SLURM_ARRAY_TASK_ID counted from 0), got {s:?}"
+                 JOB_COMPLETION_INDEX or a Slurm SLURM_ARRAY_TASK_ID counted from 0), got {}",
+                vortex::yaml::quoted(s)
             )
         };
         let (k, n) = s.split_once('/').ok_or_else(usage)?;

@@ -16,6 +16,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use vortex::yaml::quoted;
+
 use super::{Point, MAX_POINTS};
 
 /// The longest `--objective` accepted (a few constraints take a hundred characters).
@@ -34,21 +36,22 @@ impl FromStr for Vary {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage =
-            || format!("expected KEY=FROM..TO:STEP such as orchestration.deadline_buffer_s=0..10:0.5, got {s:?}");
+        let usage = || {
+            format!("expected KEY=FROM..TO:STEP such as orchestration.deadline_buffer_s=0..10:0.5, got {}", quoted(s))
+        };
         let (key, range) = s.split_once('=').ok_or_else(usage)?;
         let (span, step) = range.split_once(':').ok_or_else(usage)?;
         let (from, to) = span.split_once("..").ok_or_else(usage)?;
         let num = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(usage);
         let (from, to, step) = (num(from)?, num(to)?, num(step)?);
         if key.trim().is_empty() || step <= 0.0 || to < from {
-            return Err(format!("{key}: need FROM <= TO and STEP > 0, got {from}..{to}:{step}"));
+            return Err(format!("{}: need FROM <= TO and STEP > 0, got {from}..{to}:{step}", quoted(key)));
         }
         // Counted in floating point first: a tiny step would overflow any integer.
         let count = ((to - from) / step + 1e-9).floor() + 1.0;
         if count > MAX_POINTS as f64 {
             let shown = if count < 1e15 { format!("{count:.0}") } else { "too many".into() };
-            return Err(format!("{key}: {shown} values; a sweep may have at most {MAX_POINTS} points"));
+            return Err(format!("{}: {shown} values; a sweep may have at most {MAX_POINTS} points", quoted(key)));
         }
         let n = count as usize;
         // Rounded so that 0.1-steps print as 0.3, not 0.30000000000000004.
@@ -95,7 +98,7 @@ impl FromStr for Metric {
     fn from_str(s: &str) -> Result<Self, String> {
         METRICS.iter().find(|(name, _)| *name == s).map(|(_, m)| *m).ok_or_else(|| {
             let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-            format!("unknown metric {s:?}; expected one of {}", names.join(", "))
+            format!("unknown metric {}; expected one of {}", quoted(s), names.join(", "))
         })
     }
 }
@@ -207,11 +210,11 @@ impl FromStr for Objective {
         let mut tokens = s.split_whitespace();
         let head = tokens.next().ok_or("an empty objective; expected e.g. max:on_time")?;
         let (direction, metric) =
-            head.split_once(':').ok_or_else(|| format!("expected max:METRIC or min:METRIC, got {head:?}"))?;
+            head.split_once(':').ok_or_else(|| format!("expected max:METRIC or min:METRIC, got {}", quoted(head)))?;
         let maximise = match direction {
             "max" => true,
             "min" => false,
-            other => return Err(format!("expected max or min, got {other:?}")),
+            other => return Err(format!("expected max or min, got {}", quoted(other))),
         };
         if s.len() > MAX_OBJECTIVE_CHARS {
             return Err(format!("an objective of {} characters; at most {MAX_OBJECTIVE_CHARS}", s.len()));
@@ -220,7 +223,7 @@ impl FromStr for Objective {
         for token in tokens {
             let list = token
                 .strip_prefix("subject_to:")
-                .ok_or_else(|| format!("expected subject_to:CONSTRAINT, got {token:?}"))?;
+                .ok_or_else(|| format!("expected subject_to:CONSTRAINT, got {}", quoted(token)))?;
             for c in list.split(',').filter(|c| !c.is_empty()) {
                 constraints.push(parse_constraint(c)?);
             }
@@ -234,18 +237,19 @@ fn parse_constraint(c: &str) -> Result<Constraint, String> {
         if let Some((metric, bound)) = c.split_once(text) {
             let metric: Metric = metric.parse()?;
             let bound = bound.parse::<f64>().ok().filter(|b| b.is_finite());
-            let bound = bound.ok_or_else(|| format!("constraint {c:?}: the bound is not a number"))?;
+            let bound = bound.ok_or_else(|| format!("constraint {}: the bound is not a number", quoted(c)))?;
             let (lo, hi) = metric.range();
             if !(lo..=hi).contains(&bound) {
                 return Err(format!(
-                    "constraint {c:?}: {metric} is {}, so its bound must be from {lo} to {hi}, got {bound}",
+                    "constraint {}: {metric} is {}, so its bound must be from {lo} to {hi}, got {bound}",
+                    quoted(c),
                     metric.unit()
                 ));
             }
             return Ok(Constraint { metric, op, bound });
         }
     }
-    Err(format!("constraint {c:?}: expected METRIC<=NUMBER (or >=, <, >)"))
+    Err(format!("constraint {}: expected METRIC<=NUMBER (or >=, <, >)", quoted(c)))
 }
 
 impl fmt::Display for Objective {
