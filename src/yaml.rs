@@ -324,3 +324,44 @@ pub fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
 pub fn to_text<T: serde::Serialize>(value: &T) -> String {
     serde_yaml_ng::to_string(value).expect("a plain settings struct always serializes")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_and_comments() {
+        let deep = format!("a: {}{}", "[".repeat(MAX_FLOW_DEPTH + 1), "]".repeat(MAX_FLOW_DEPTH + 1));
+        assert_eq!(too_deep(&format!("x: 1\n{deep}\n")), Some(2));
+        assert_eq!(too_deep(&"[".repeat(MAX_FLOW_DEPTH)), None);
+        // Brackets in quoted strings and comments are text; an apostrophe inside a word opens nothing.
+        let text = format!("a: '{0}'\nb: \"{0}\"\n# {0}\nc: don't [x]\n", "[".repeat(100));
+        assert_eq!(too_deep(&text), None);
+        assert!(too_deep(&format!("c: don't {}", "[".repeat(100))).is_some());
+    }
+
+    #[test]
+    fn tags_and_byte_order_marks_are_refused_with_their_key() {
+        let err = parse::<serde_yaml_ng::Value>("t.yaml", "a:\n  b: [1, !x 2]\n").unwrap_err().to_string();
+        assert_eq!(err, "t.yaml: a.b[1]: YAML tags such as !x are not supported; remove the tag");
+        let err = parse::<serde_yaml_ng::Value>("t.yaml", "\u{feff}a: 1\n").unwrap_err().to_string();
+        assert!(err.starts_with("t.yaml: (file): starts with a UTF-8 byte-order mark"), "{err}");
+    }
+
+    #[test]
+    fn messages_are_printable_short_and_in_words() {
+        assert_eq!(
+            plain_words("invalid type: string \"a\", expected struct HashMetadata at line 1"),
+            "invalid type: string \"a\", expected a map at line 1"
+        );
+        assert_eq!(
+            plain_words("expected enum Kind or expected tuple struct P"),
+            "expected one of the allowed values or expected a list"
+        );
+        let long = shorten(&"x".repeat(10_000));
+        assert!(long.chars().count() <= MAX_PART_CHARS && long.contains('…'), "{long}");
+        assert_eq!(shorten("a\u{1b}b"), "a\\u{1b}b");
+        assert_eq!(quoted("a\0b"), "\"a\\0b\"");
+        assert_eq!(quoted(&"y".repeat(500)).chars().count(), 103);
+    }
+}
