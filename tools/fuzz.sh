@@ -24,15 +24,16 @@ fuzz_one() {
   local t=$1
   mkdir -p "work/$t"
   cp -n "corpus/$t"/* "work/$t/" 2>/dev/null || true
-  local rc=0
+  local rc=0 started=$SECONDS
   # The working corpus grows freely; only inputs that add coverage are merged back below.
   cargo +nightly fuzz run -O "$t" "work/$t" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 >"logs/$t.log" 2>&1 || rc=$?
+  local took=$((SECONDS - started))
   cargo +nightly fuzz run -O "$t" "corpus/$t" "work/$t" -- -merge=1 >"logs/$t.merge.log" 2>&1 || true
   local execs crashes
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo "?")
   crashes=$(ls "artifacts/$t" 2>/dev/null | wc -l)
-  echo "fuzz: $t  ${secs} s  ${execs} executions  exit ${rc}  ${crashes} artifacts  corpus $(ls "corpus/$t" | wc -l) files"
+  echo "fuzz: $t  ${took} s  ${execs} executions  exit ${rc}  ${crashes} artifacts  corpus $(ls "corpus/$t" | wc -l) files"
 }
 
 running=0

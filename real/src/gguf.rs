@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
 
-use crate::loading::open_regular;
+use crate::loading::{open_regular, shown_name};
 use crate::LoadError;
 
 /// Tensors a GGUF file may declare (Flux's transformer has about 780, T5-XXL's encoder 220).
@@ -102,11 +102,11 @@ impl GgufHeader {
             buf.resize(t.bytes as usize, 0);
             file.seek(SeekFrom::Start(t.start))
                 .and_then(|_| file.read_exact(&mut buf))
-                .map_err(|e| error(format!("cannot read tensor {}: {e}", crate::loading::quote(name))))?;
+                .map_err(|e| error(format!("cannot read tensor {}: {e}", shown_name(name))))?;
             if let Some(block) = buf.chunks_exact(stride).position(|b| scales.non_finite(b)) {
                 return Err(error(format!(
                     "tensor {} holds NaN or an infinity (block {block}): the file is damaged, or was saved from a run that diverged",
-                    crate::loading::quote(name)
+                    shown_name(name)
                 )));
             }
         }
@@ -263,9 +263,9 @@ impl Bounded {
         let mut entries = Vec::with_capacity(tensor_count as usize);
         for _ in 0..tensor_count {
             let name = self.string("a tensor name")?;
-            let entry = self.tensor(&name).map_err(|reason| format!("tensor {name}: {reason}"))?;
+            let entry = self.tensor(&name).map_err(|reason| format!("tensor {}: {reason}", shown_name(&name)))?;
             if tensors.contains_key(&name) {
-                return Err(format!("tensor {name} is listed twice"));
+                return Err(format!("tensor {} is listed twice", shown_name(&name)));
             }
             entries.push(name.clone());
             tensors.insert(name, entry);
@@ -278,8 +278,11 @@ impl Bounded {
                 Some(end) if end <= self.len => t.start += data_start,
                 _ => {
                     return Err(format!(
-                        "tensor {name}: its {} bytes at offset {} run past the end of the file ({} bytes)",
-                        t.bytes, t.start, self.len
+                        "tensor {}: its {} bytes at offset {} run past the end of the file ({} bytes)",
+                        shown_name(&name),
+                        t.bytes,
+                        t.start,
+                        self.len
                     ))
                 }
             }
@@ -317,6 +320,7 @@ impl Bounded {
     /// Skips one metadata value of type `kind`, checking its lengths; returns it when it is an
     /// integer of a type candle reads `general.alignment` from.
     fn value(&mut self, key: &str, kind: u32, depth: usize, array_elements: &mut u64) -> Check<Option<u64>> {
+        let shown = shown_name(key);
         let fixed = |kind| match kind {
             0 | 1 | 7 => Some(1),
             2 | 3 => Some(2),
@@ -331,17 +335,17 @@ impl Bounded {
             3 => Ok(u64::try_from(i16::from_le_bytes(self.bytes()?)).ok()),
             4 => Ok(Some(self.u32()? as u64)),
             5 => Ok(u64::try_from(i32::from_le_bytes(self.bytes()?)).ok()),
-            8 => self.string(&format!("metadata {key}")).map(|_| None),
+            8 => self.string(&format!("metadata {shown}")).map(|_| None),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(format!("metadata {key}: arrays nest deeper than {MAX_ARRAY_DEPTH}"));
+                    return Err(format!("metadata {shown}: arrays nest deeper than {MAX_ARRAY_DEPTH}"));
                 }
                 let inner = self.u32()?;
                 let n = self.length()?;
                 *array_elements = array_elements.saturating_add(n);
                 if *array_elements > MAX_ARRAY_ELEMENTS {
                     return Err(format!(
-                        "metadata {key}: its arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all"
+                        "metadata {shown}: its arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all"
                     ));
                 }
                 match fixed(inner) {
@@ -356,7 +360,7 @@ impl Bounded {
             }
             _ => match fixed(kind) {
                 Some(size) => self.skip(size).map(|_| None),
-                None => Err(format!("metadata {key} has an unknown value type {kind}")),
+                None => Err(format!("metadata {shown} has an unknown value type {kind}")),
             },
         }
     }

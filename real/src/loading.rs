@@ -90,6 +90,23 @@ pub fn read_text_limited(path: &Path, limit: u64, expected: &str) -> Result<Stri
 
 /// A parser's message cut to a readable length (parsers can quote a whole value of the input).
 pub fn quote(message: impl std::fmt::Display) -> String {
+    quote_text(message)
+}
+
+/// A tensor's (or metadata key's) name as an error shows it: bare when it looks like a name
+/// (letters, digits, `.`, `_`, `-`, `/`; at most 200 characters), else quoted with control
+/// characters escaped, so a hostile header's name can neither garble nor pose as the message.
+pub fn shown_name(name: &str) -> String {
+    let plain =
+        name.len() <= 200 && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    if plain {
+        name.to_string()
+    } else {
+        vortex::yaml::quoted(name)
+    }
+}
+
+fn quote_text(message: impl std::fmt::Display) -> String {
     // Printable, and in words rather than Rust's types, as every error of the project is.
     let text: String = vortex::yaml::plain_words(&message.to_string())
         .chars()

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors};
 
 use crate::config::ModelDtype;
-use crate::loading::open_regular;
+use crate::loading::{open_regular, shown_name};
 
 /// Why a model's files cannot be used; every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +172,8 @@ impl WeightsFile {
             for earlier in &files {
                 if let Some(name) = file.tensors.keys().find(|n| earlier.tensors.contains_key(*n)) {
                     return Err(shards_error(format!(
-                        "tensor {name} is in two shards, {} and {}",
+                        "tensor {} is in two shards, {} and {}",
+                        shown_name(name),
                         earlier.path.display(),
                         path.display()
                     )));
@@ -232,7 +233,7 @@ impl WeightsFile {
             Some((tensor, index, value)) => Err(WeightsError::NonFinite {
                 model: model.into(),
                 path: self.path.clone(),
-                tensor,
+                tensor: shown_name(&tensor),
                 index,
                 value,
                 published,
@@ -302,7 +303,7 @@ fn named_header_problem(file: &[u8]) -> Option<String> {
     let mut names = std::collections::HashSet::with_capacity(entries.len());
     for (name, value) in &entries {
         if !names.insert(name.as_str()) {
-            return Some(format!("tensor {name} is listed twice in its header"));
+            return Some(format!("tensor {} is listed twice in its header", shown_name(name)));
         }
         if name == "__metadata__" {
             continue;
@@ -313,12 +314,13 @@ fn named_header_problem(file: &[u8]) -> Option<String> {
         let bits =
             shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).and_then(|n| n.checked_mul(dtype.bitsize() as u64));
         let Some(bits) = bits.filter(|b| usize::try_from(*b).is_ok()) else {
-            return Some(format!("tensor {name}: its shape {shape:?} is too large (its size overflows)"));
+            return Some(format!("tensor {}: its shape {shape:?} is too large (its size overflows)", shown_name(name)));
         };
         let held = end.checked_sub(start)?;
         if bits % 8 != 0 || bits / 8 != held {
             return Some(format!(
-                "tensor {name}: dtype {dtype} and shape {shape:?} take {} bytes, but its data range [{start}, {end}] holds {held}",
+                "tensor {}: dtype {dtype} and shape {shape:?} take {} bytes, but its data range [{start}, {end}] holds {held}",
+                shown_name(name),
                 bits.div_ceil(8)
             ));
         }
@@ -337,7 +339,9 @@ fn describe(e: SafeTensorError) -> String {
         SafeTensorError::InvalidHeaderDeserialization(e) => {
             format!("its header is not a safetensors header: {}", crate::loading::quote(e))
         }
-        SafeTensorError::InvalidOffset(name) => format!("tensor {name}: its data range is out of order or overlaps"),
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor {}: its data range is out of order or overlaps", shown_name(&name))
+        }
         SafeTensorError::TensorInvalidInfo => "a tensor's data range does not match its shape and dtype".into(),
         SafeTensorError::ValidationOverflow => "a tensor's shape is too large (its size overflows)".into(),
         SafeTensorError::MetadataIncompleteBuffer => "the tensors' data does not fill the file exactly".into(),
