@@ -41,6 +41,7 @@ pub mod flux;
 pub mod fuzzing;
 pub mod gguf;
 pub mod hf;
+pub mod kokoro;
 pub mod loading;
 pub mod media;
 pub mod models;

@@ -1,0 +1,7 @@
+//! Kokoro-82M (StyleTTS 2 with an iSTFTNet vocoder) in candle, module by module, each checked
+//! against the `kokoro` package's PyTorch reference on random weights. The ops it needs and
+//! candle lacks are in [`crate::ops`].
+//!
+//! - [`albert`]: PL-BERT, the ALBERT text model Kokoro runs over phoneme ids.
+
+pub mod albert;
