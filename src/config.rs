@@ -115,8 +115,10 @@ impl Orchestration {
 
     /// [`Orchestration::load_with_value`] of text; `origin` names it in errors.
     pub fn from_yaml_str(origin: &str, text: &str) -> Result<(Orchestration, serde_yaml_ng::Value), ConfigError> {
-        let checked = yaml::parse::<SectionOnly>(origin, text)?.orchestration;
-        Ok((checked, yaml::parse::<RawSection>(origin, text)?.orchestration))
+        let (checked, mut document) = yaml::parse_with_value::<SectionOnly>(origin, text)?;
+        // Present: the typed pass required it.
+        let raw = document.get_mut("orchestration").map(std::mem::take).unwrap_or_default();
+        Ok((checked.orchestration, raw))
     }
 
     /// Per-attempt timeouts as durations.
@@ -135,12 +137,6 @@ impl Orchestration {
 #[serde(expecting = "a map with an orchestration section")]
 struct SectionOnly {
     orchestration: Orchestration,
-}
-
-#[derive(Deserialize)]
-#[serde(expecting = "a map with an orchestration section")]
-struct RawSection {
-    orchestration: serde_yaml_ng::Value,
 }
 
 /// `orchestration.predictor`.

@@ -21,7 +21,8 @@
 //! - [`predictor`]: remaining-work estimates for the predictive abort.
 //! - [`outcome`]: what a slot produced.
 //! - [`events`]: the progress checkpoints as `tracing` events.
-//! - [`output`]: output files, checked before work starts and written atomically.
+//! - [`input`] and [`output`]: input files opened only when regular; output files checked
+//!   before work starts and written atomically.
 //!
 //! ## Environment
 //! - `MADSIM_TEST_SEED`: seed of simulated tests (pinned to 1 in `.cargo/config.toml`).
@@ -35,6 +36,7 @@ pub mod config;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod input;
 pub mod outcome;
 pub mod output;
 pub mod predictor;

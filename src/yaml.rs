@@ -56,14 +56,7 @@ pub const MAX_PART_CHARS: usize = 500;
 /// [`plain_words`]) and, if long, cut to its start and end around an ellipsis: at most
 /// [`MAX_PART_CHARS`] characters.
 pub fn shorten(s: &str) -> String {
-    let s: String = plain_words(s)
-        .chars()
-        .flat_map(|c| {
-            let escape = c.is_control() && c != '\n';
-            let escaped: Vec<char> = if escape { c.escape_default().collect() } else { vec![c] };
-            escaped
-        })
-        .collect();
+    let s = printable(s);
     let n = s.chars().count();
     if n <= MAX_PART_CHARS {
         return s;
@@ -72,6 +65,20 @@ pub fn shorten(s: &str) -> String {
     let head: String = s.chars().take(keep).collect();
     let tail: String = s.chars().skip(n - keep).collect();
     format!("{head}…{tail}")
+}
+
+/// `s` as an error may show it: in words rather than Rust's types ([`plain_words`]), with control
+/// characters (but newlines) escaped.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in plain_words(s).chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// How an error quotes a value the user typed: at most 100 characters (then `…`), in quotes,
@@ -116,30 +123,22 @@ pub fn plain_words(message: &str) -> String {
 /// Reads a text file of at most `limit` bytes. Anything but a regular file (a directory, a FIFO
 /// that would block, a device that never ends) is refused before it is read.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, ConfigError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    /// `O_NONBLOCK` on Linux: opening a FIFO then returns at once instead of waiting for a writer.
-    const O_NONBLOCK: i32 = 0o4000;
+    use crate::input::{open_regular, Refused};
     let file = path.display().to_string();
-    let io = |cause| ConfigError::Io { file: shorten(&file), cause };
-    // Checked before opening (so a FIFO is never opened for long), and again on the opened file
-    // (so a path swapped in between cannot slip through).
-    let kind = |meta: &std::fs::Metadata| {
-        if meta.is_dir() {
-            Err(invalid(&file, "(file)", "is a directory, expected a file"))
-        } else if !meta.is_file() {
-            Err(invalid(&file, "(file)", "is not a regular file (a device, FIFO or socket)"))
-        } else if meta.len() > limit {
-            Err(invalid(&file, "(file)", format!("{} bytes, larger than the limit of {limit} bytes", meta.len())))
-        } else {
-            Ok(())
-        }
-    };
-    kind(&std::fs::metadata(path).map_err(io)?)?;
-    let opened = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path).map_err(io)?;
-    kind(&opened.metadata().map_err(io)?)?;
+    let (opened, len) = open_regular(path).map_err(|refused| match refused {
+        Refused::Directory => invalid(&file, "(file)", "is a directory, expected a file"),
+        Refused::NotRegular => invalid(&file, "(file)", "is not a regular file (a device, FIFO or socket)"),
+        Refused::Io(cause) => ConfigError::Io { file: shorten(&file), cause },
+    })?;
+    if len > limit {
+        return Err(invalid(&file, "(file)", format!("{len} bytes, larger than the limit of {limit} bytes")));
+    }
     let mut text = String::new();
     // The length may grow between the check and the read: read at most one byte past the limit.
-    opened.take(limit + 1).read_to_string(&mut text).map_err(io)?;
+    opened
+        .take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(|cause| ConfigError::Io { file: shorten(&file), cause })?;
     if text.len() as u64 > limit {
         return Err(invalid(&file, "(file)", format!("larger than the limit of {limit} bytes")));
     }
@@ -156,6 +155,15 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 /// Refused before any value is read: a byte-order mark, flow collections nested deeper than
 /// [`MAX_FLOW_DEPTH`], and YAML tags (`!name value`), which nothing here gives a meaning to.
 pub fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T, ConfigError> {
+    Ok(parse_with_value(origin, text)?.0)
+}
+
+/// [`parse`], also returning the document as an untyped value (which the tag check parses
+/// anyway), for callers that merge overrides into it.
+pub fn parse_with_value<T: serde::de::DeserializeOwned>(
+    origin: &str,
+    text: &str,
+) -> Result<(T, serde_yaml_ng::Value), ConfigError> {
     check_text(origin, text)?;
     // Parsed typed from the text, so that errors keep their line and column, and untyped to find
     // tags (which the typed pass ignores silently). The typed error comes first: it names the key,
@@ -164,7 +172,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result
     let typed = serde_path_to_error::deserialize(de).map_err(|e| path_error(origin, e))?;
     let value = serde_yaml_ng::from_str(text).map_err(|e| invalid(origin, "(top level)", e.to_string()))?;
     check_value(origin, &value)?;
-    Ok(typed)
+    Ok((typed, value))
 }
 
 /// Deserializes an already parsed YAML value (for example a file merged with overrides).

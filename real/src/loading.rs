@@ -14,6 +14,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use vortex::input::Refused;
 
 use crate::config::ModelDtype;
 use crate::weights::WeightsFile;
@@ -38,39 +39,14 @@ pub fn candle_dtype(dtype: ModelDtype) -> DType {
     }
 }
 
-/// Opens `path` for reading once it is known to be a regular file, and returns it with its
-/// length. `expected` says what the file should be (`a .safetensors file`), for the message.
-/// The check comes before the open (opening a FIFO blocks until a writer appears); the open is
-/// non-blocking and the opened file is checked again, so a swap in between cannot hang either.
+/// [`vortex::input::open_regular`] (a regular file, checked before and after a non-blocking open)
+/// with the refusal in words; `expected` says what the file should be (`a .safetensors file`).
 pub fn open_regular(path: &Path, expected: &str) -> Result<(File, u64), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    not_regular(&meta, expected).map_or(Ok(()), Err)?;
-    let file = open_nonblocking(path).map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    not_regular(&meta, expected).map_or(Ok(()), Err)?;
-    Ok((file, meta.len()))
-}
-
-fn not_regular(meta: &std::fs::Metadata, expected: &str) -> Option<String> {
-    if meta.is_dir() {
-        Some(format!("is a directory, expected {expected}"))
-    } else if !meta.is_file() {
-        Some(format!("is not a regular file (a FIFO, device or socket), expected {expected}"))
-    } else {
-        None
-    }
-}
-
-fn open_nonblocking(path: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Reads of a regular file ignore O_NONBLOCK; it only keeps the open of a FIFO from waiting.
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    options.open(path)
+    vortex::input::open_regular(path).map_err(|refused| match refused {
+        Refused::Directory => format!("is a directory, expected {expected}"),
+        Refused::NotRegular => format!("is not a regular file (a FIFO, device or socket), expected {expected}"),
+        Refused::Io(e) => format!("cannot read: {e}"),
+    })
 }
 
 /// Reads a regular text file of at most `limit` bytes (see [`open_regular`]).
@@ -90,7 +66,12 @@ pub fn read_text_limited(path: &Path, limit: u64, expected: &str) -> Result<Stri
 
 /// A parser's message cut to a readable length (parsers can quote a whole value of the input).
 pub fn quote(message: impl std::fmt::Display) -> String {
-    quote_text(message)
+    // Printable, and in words rather than Rust's types, as every error of the project is.
+    let text = vortex::yaml::printable(&message.to_string());
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
 }
 
 /// A tensor's (or metadata key's) name as an error shows it: bare when it looks like a name
@@ -103,18 +84,6 @@ pub fn shown_name(name: &str) -> String {
         name.to_string()
     } else {
         vortex::yaml::quoted(name)
-    }
-}
-
-fn quote_text(message: impl std::fmt::Display) -> String {
-    // Printable, and in words rather than Rust's types, as every error of the project is.
-    let text: String = vortex::yaml::plain_words(&message.to_string())
-        .chars()
-        .flat_map(|c| if c.is_control() && c != '\n' { c.escape_default().collect() } else { vec![c] })
-        .collect();
-    match text.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
     }
 }
 

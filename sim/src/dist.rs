@@ -134,11 +134,11 @@ fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
         match line.parse::<f64>() {
             Ok(v) if (0.0..=MAX_SECONDS).contains(&v) => samples.push(v),
             _ => {
-                let shown: String = line.chars().take(40).collect();
                 return Err(format!(
-                    "{} line {}: expected a latency in seconds from 0 to {MAX_SECONDS}, got {shown:?}",
+                    "{} line {}: expected a latency in seconds from 0 to {MAX_SECONDS}, got {}",
                     path.display(),
-                    n + 1
+                    n + 1,
+                    vortex::yaml::quoted(line)
                 ));
             }
         }

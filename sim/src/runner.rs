@@ -170,9 +170,8 @@ fn run_chunk(sim: &mut Sim, chunk: u64, tally: &mut Tally) {
 }
 
 /// Re-runs slot `slot` and captures its event timeline. Its draws are the same as in a full run,
-/// so its outcome is too. Sequential scenarios re-run the slots before it first (counted through
-/// `done`, for a progress bar), since
-/// its GPU backlog and predictor depend on them.
+/// so its outcome is too. Sequential scenarios re-run the slots before it first, since its GPU
+/// backlog and predictor depend on them; `done` counts them, for a progress bar.
 pub fn replay(scenario: &Arc<Scenario>, slot: u64, done: impl Fn(u64)) -> Replay {
     let mut sim = Sim::new(scenario.clone());
     let first = if scenario.sequential() { 0 } else { slot };

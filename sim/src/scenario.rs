@@ -301,9 +301,8 @@ impl Scenario {
         let file: ScenarioFile = if overrides.is_empty() {
             yaml::parse(origin, text)? // straight from text: errors keep their line numbers
         } else {
-            let mut value: Value = yaml::parse(origin, text)?;
+            let mut value = yaml::parse_value(origin, text)?;
             for o in overrides {
-                yaml::check_value(o.as_given(), &o.value)?;
                 set_path(&mut value, &o.key, o.value.clone()).map_err(|m| invalid(o.as_given(), &o.key, m))?;
             }
             yaml::from_value(origin, value).map_err(|e| blame(e, origin, overrides))?
