@@ -3,5 +3,8 @@
 //! candle lacks are in [`crate::ops`].
 //!
 //! - [`albert`]: PL-BERT, the ALBERT text model Kokoro runs over phoneme ids.
+//! - [`blocks`]: weight-normed convolutions and `AdainResBlk1d`, shared by the predictor and
+//!   the decoder.
 
 pub mod albert;
+pub mod blocks;
