@@ -5,6 +5,11 @@
 //! - [`albert`]: PL-BERT, the ALBERT text model Kokoro runs over phoneme ids.
 //! - [`blocks`]: weight-normed convolutions and `AdainResBlk1d`, shared by the predictor and
 //!   the decoder.
+//! - [`text_encoder`]: the acoustic text encoder (embedding, convolutions, BiLSTM) whose
+//!   output, aligned to frames, the decoder reads.
+//! - [`predictor`]: the prosody predictor: duration encoder, phoneme durations, F0 and energy.
 
 pub mod albert;
 pub mod blocks;
+pub mod predictor;
+pub mod text_encoder;
