@@ -70,6 +70,15 @@ impl TryFrom<ConfigFile> for Config {
             models: f.models,
             verification: f.verification,
         };
+        if let Some(kokoro) = &config.models.kokoro {
+            if kokoro.dtype != ModelDtype::F32 {
+                return Err(format!(
+                    "models.kokoro.dtype is {}; only f32 is supported (a half-precision Kokoro is not checked against \
+                     the reference yet)",
+                    kokoro.dtype.name()
+                ));
+            }
+        }
         if config.device.name == DeviceName::Cpu {
             if let Some(key) = config.model_dtypes().into_iter().find_map(|(k, d)| (d == ModelDtype::Bf16).then_some(k))
             {
@@ -91,6 +100,7 @@ impl Config {
             ("models.clip_b32.dtype", m.clip_b32.as_ref().map(|c| c.dtype)),
             ("models.clip_l14.dtype", m.clip_l14.as_ref().map(|c| c.dtype)),
             ("models.flux.dtype", m.flux.as_ref().map(|c| c.dtype)),
+            ("models.kokoro.dtype", m.kokoro.as_ref().map(|c| c.dtype)),
         ]
         .into_iter()
         .filter_map(|(k, d)| d.map(|d| (k, d)))
@@ -215,10 +225,10 @@ impl Default for VramConfig {
 
 /// Section `models`: where each real model's files are. Paths are relative to the config file.
 /// Nothing is downloaded: a model whose entry is missing is not loaded, and a stage that needs
-/// it fails loudly. Entries for models not built yet (Kokoro, LivePortrait) are refused until
-/// their stages exist.
+/// it fails loudly. Entries for models not built yet (LivePortrait) are refused until their
+/// stages exist.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a map of models (clip_b32, clip_l14, flux)")]
+#[serde(deny_unknown_fields, expecting = "a map of models (clip_b32, clip_l14, flux, kokoro)")]
 pub struct ModelsConfig {
     /// CLIP ViT-B/32 (verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +239,25 @@ pub struct ModelsConfig {
     /// Flux.1-Schnell (the actor image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flux: Option<FluxModelConfig>,
+    /// Kokoro-82M (the audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kokoro: Option<KokoroModelConfig>,
+}
+
+/// Kokoro-82M's files: its weights and its voices (docs/real-mode.md says how to obtain them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a map of Kokoro's files (weights, voices) and dtype")]
+pub struct KokoroModelConfig {
+    /// `kokoro-v1_0.safetensors` (`tools/kokoro_weights.py convert`'s output, or any conversion
+    /// under the checkpoint's names), or the published PyTorch checkpoint `kokoro-v1_0.pth`.
+    pub weights: PathBuf,
+    /// A folder of voices (`NAME.bin`, `NAME.npy` or `NAME.pt`), or a `.npz` archive of them
+    /// (`voices-v1.0.bin`).
+    pub voices: PathBuf,
+    /// The dtype the weights are held in: only f32 (82 M parameters, 330 MB; a half-precision
+    /// Kokoro is not checked against the reference yet).
+    #[serde(default)]
+    pub dtype: ModelDtype,
 }
 
 bounded_int!(

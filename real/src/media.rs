@@ -124,6 +124,34 @@ impl Coefficients {
     }
 }
 
+/// Mono samples as a 16-bit PCM WAV file's bytes (what players and speech recognisers read
+/// everywhere). Samples are clamped to [-1, 1] and rounded; a NaN becomes silence.
+///
+/// ```
+/// let bytes = vortex_real::media::wav_16bit(&[0.0, 0.5, -1.0], 24_000);
+/// let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+/// assert_eq!(reader.spec().sample_rate, 24_000);
+/// assert_eq!(reader.into_samples::<i16>().map(Result::unwrap).collect::<Vec<_>>(), [0, 16384, -32767]);
+/// ```
+pub fn wav_16bit(samples: &[f32], sample_rate: u32) -> Vec<u8> {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut bytes = std::io::Cursor::new(Vec::with_capacity(44 + 2 * samples.len()));
+    {
+        // Writing into memory fails only past hound's 4 GiB WAV limit, which 2^31 samples are
+        // far beyond what any stage produces (the audio stage's bound is minutes).
+        let mut writer = hound::WavWriter::new(&mut bytes, spec).expect("a WAV header fits in memory");
+        let mut writer16 = writer.get_i16_writer(samples.len() as u32);
+        for &s in samples {
+            let s = if s.is_nan() { 0. } else { s.clamp(-1., 1.) };
+            writer16.write_sample((s * 32767.).round() as i16);
+        }
+        writer16.flush().expect("writing into memory");
+        writer.finalize().expect("writing into memory");
+    }
+    bytes.into_inner()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,8 +26,8 @@ fn shipped_config_yaml_holds_the_built_in_defaults() {
 fn unknown_sections_and_models_not_built_yet_are_refused() {
     let message = refused(&format!("{GOOD}logging: verbose\n"));
     assert!(message.starts_with("test.yaml: logging: unknown field `logging`"), "{message}");
-    let message = refused(&format!("{GOOD}models: {{ kokoro: /weights/kokoro.pth }}\n"));
-    assert!(message.starts_with("test.yaml: models.kokoro: unknown field `kokoro`"), "{message}");
+    let message = refused(&format!("{GOOD}models: {{ liveportrait: /weights/lp }}\n"));
+    assert!(message.starts_with("test.yaml: models.liveportrait: unknown field `liveportrait`"), "{message}");
     let message = refused("device: { name: cpu }\n");
     assert!(message.contains("missing field `orchestration`"), "{message}");
 }
@@ -48,6 +48,21 @@ fn device_and_vram_sections_are_checked() {
         message.starts_with("test.yaml: vram.hard_limit_gb: expected a number of gigabytes above 0 and at most 1024"),
         "{message}"
     );
+}
+
+#[test]
+fn the_kokoro_section_names_weights_and_voices_and_holds_f32_only() {
+    let config = Config::from_yaml_str(
+        "test.yaml",
+        &format!("{GOOD}models: {{ kokoro: {{ weights: k.pth, voices: voices/ }} }}\n"),
+    )
+    .unwrap();
+    let kokoro = config.models.kokoro.expect("the section is read");
+    assert_eq!(kokoro.weights, std::path::Path::new("k.pth"));
+    let message = refused(&format!("{GOOD}models: {{ kokoro: {{ weights: k.pth }} }}\n"));
+    assert!(message.contains("models.kokoro: missing field `voices`"), "{message}");
+    let message = refused(&format!("{GOOD}models: {{ kokoro: {{ weights: k.pth, voices: v, dtype: f16 }} }}\n"));
+    assert!(message.contains("models.kokoro.dtype is f16; only f32 is supported"), "{message}");
 }
 
 #[test]
