@@ -5,6 +5,8 @@
 //! - [`albert`]: PL-BERT, the ALBERT text model Kokoro runs over phoneme ids.
 //! - [`blocks`]: weight-normed convolutions and `AdainResBlk1d`, shared by the predictor and
 //!   the decoder.
+//! - [`decoder`]: the decoder and its iSTFTNet vocoder: aligned text features, F0, energy and
+//!   style to 24 kHz audio, the harmonic source's randomness an explicit seeded excitation.
 //! - [`text_encoder`]: the acoustic text encoder (embedding, convolutions, BiLSTM) whose
 //!   output, aligned to frames, the decoder reads.
 //! - [`predictor`]: the prosody predictor: duration encoder, phoneme durations, F0 and energy.
@@ -12,6 +14,7 @@
 
 pub mod albert;
 pub mod blocks;
+pub mod decoder;
 pub mod predictor;
 pub mod text_encoder;
 pub mod voices;
