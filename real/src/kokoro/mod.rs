@@ -7,6 +7,8 @@
 //!   the decoder.
 //! - [`decoder`]: the decoder and its iSTFTNet vocoder: aligned text features, F0, energy and
 //!   style to 24 kHz audio, the harmonic source's randomness an explicit seeded excitation.
+//! - [`g2p`]: the English text front end: text → misaki phonemes → input ids, chunked to the
+//!   model's 510 ids (misaki-rs without espeak).
 //! - [`text_encoder`]: the acoustic text encoder (embedding, convolutions, BiLSTM) whose
 //!   output, aligned to frames, the decoder reads.
 //! - [`predictor`]: the prosody predictor: duration encoder, phoneme durations, F0 and energy.
@@ -15,6 +17,7 @@
 pub mod albert;
 pub mod blocks;
 pub mod decoder;
+pub mod g2p;
 pub mod predictor;
 pub mod text_encoder;
 pub mod voices;
