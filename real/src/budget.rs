@@ -54,6 +54,16 @@ impl Budget {
                 load_time: Duration::ZERO,
             });
         }
+        if let Some(k) = &config.models.kokoro {
+            let (resident_bytes, tensors) = crate::kokoro::pipeline::resident_size(k, base_dir)?;
+            models.push(ModelReport {
+                name: "kokoro",
+                dtype: k.dtype,
+                resident_bytes,
+                tensors,
+                load_time: Duration::ZERO,
+            });
+        }
         Ok(Budget {
             models,
             soft_limit: (config.vram.soft_limit_gb.get() * GB) as u64,

@@ -25,6 +25,30 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Speak a text with Kokoro-82M (models.kokoro in the config) and write a 24 kHz WAV file.
+    Tts {
+        /// The text to speak (at most 20,000 characters).
+        #[arg(long, required_unless_present = "phonemes", conflicts_with = "phonemes")]
+        text: Option<String>,
+        /// Phonemes to speak as given, without the text front end (Kokoro's alphabet, at most 510).
+        #[arg(long)]
+        phonemes: Option<String>,
+        /// The voice: a name in models.kokoro.voices (af_heart, am_adam, bf_emma, ...).
+        #[arg(long, default_value = "af_heart")]
+        voice: String,
+        /// Speaking speed, 0.5 to 2 (1 is normal).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f32,
+        /// Seed of the harmonic source's noise: the same text, voice, speed and seed give the same samples.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The WAV file to write (16-bit PCM, mono, 24 kHz); written whole or not at all.
+        #[arg(long)]
+        out: PathBuf,
+        /// The config file.
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +101,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Models { command: ModelsCommand::Check { config: path } } => models_check(&path),
+        Command::Tts { text, phonemes, voice, speed, seed, out, config } => {
+            let input = match (text, phonemes) {
+                (Some(text), _) => TtsInput::Text(text),
+                (None, Some(phonemes)) => TtsInput::Phonemes(phonemes),
+                (None, None) => unreachable!("clap requires --text or --phonemes"),
+            };
+            tts(&input, &voice, speed, seed, &out, &config)
+        }
     }
 }
 
@@ -128,6 +160,61 @@ fn models_check(path: &Path) -> anyhow::Result<()> {
     if config.models.flux.is_none() {
         println!("models.flux not configured: the image stage will fail until it is");
     }
-    println!("all configured models loaded; stages not built yet in real mode: audio (Kokoro), video (LivePortrait)");
+    if config.models.kokoro.is_none() {
+        println!("models.kokoro not configured: the audio stage will fail until it is");
+    }
+    println!("all configured models loaded; not built yet in real mode: the video stage (LivePortrait)");
+    Ok(())
+}
+
+/// What `vortex tts` speaks.
+enum TtsInput {
+    Text(String),
+    Phonemes(String),
+}
+
+/// `vortex tts`: loads Kokoro alone (not the other models), speaks the input, writes a WAV file.
+fn tts(input: &TtsInput, voice: &str, speed: f32, seed: u64, out: &Path, path: &Path) -> anyhow::Result<()> {
+    use vortex_real::kokoro::model::{SAMPLE_RATE, SPEED_RANGE};
+    let out = vortex::output::OutputFile::check("--out", out)?;
+    if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
+        anyhow::bail!("--speed {speed}: expected a speed from {} to {}", SPEED_RANGE.0, SPEED_RANGE.1);
+    }
+    let config = vortex_real::config::Config::load(path)?;
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(entry) = &config.models.kokoro else {
+        anyhow::bail!(
+            "{}: models.kokoro is not configured (see docs/real-mode.md, \"Kokoro: weights\")",
+            path.display()
+        );
+    };
+    let device = vortex_real::models::device(config.device.name)?;
+    // Wall clock on purpose: load and synthesis times are reported to the person running it.
+    let started = std::time::Instant::now();
+    let pipeline = vortex_real::kokoro::pipeline::KokoroPipeline::load(entry, base, &device)?;
+    pipeline.voices().check(voice).map_err(|e| anyhow::anyhow!("--voice: {e}"))?;
+    let loaded = started.elapsed();
+    let started = std::time::Instant::now();
+    let cancel = vortex_real::executor::CancelToken::default();
+    let speech = match input {
+        TtsInput::Text(text) => pipeline.synthesize(text, voice, speed, seed, &cancel),
+        TtsInput::Phonemes(phonemes) => pipeline.synthesize_phonemes(phonemes, voice, speed, seed, &cancel),
+    }
+    .map_err(|e| {
+        anyhow::anyhow!("{}: {e}", if matches!(input, TtsInput::Text(_)) { "--text" } else { "--phonemes" })
+    })?;
+    let took = started.elapsed();
+    out.write(&vortex_real::media::wav_16bit(&speech.samples, SAMPLE_RATE))?;
+    let seconds = speech.samples.len() as f64 / f64::from(SAMPLE_RATE);
+    println!(
+        "{}: {seconds:.2} s of speech ({} samples, {} phonemes) with {voice} on {}; loaded in {:.1} s, synthesised in {:.2} s ({:.1}x real time)",
+        out.path().display(),
+        speech.samples.len(),
+        speech.phonemes.len(),
+        config.device.name,
+        loaded.as_secs_f64(),
+        took.as_secs_f64(),
+        seconds / took.as_secs_f64().max(1e-9)
+    );
     Ok(())
 }

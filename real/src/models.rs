@@ -12,6 +12,7 @@ use crate::clip::ClipEncoder;
 use crate::config::{Config, DeviceName};
 use crate::executor::ModelWorker;
 use crate::flux::FluxPipeline;
+use crate::kokoro::pipeline::KokoroPipeline;
 use crate::stages::ClipPair;
 use crate::LoadError;
 
@@ -36,6 +37,8 @@ pub struct Models {
     pub clip: Option<Arc<ClipPair>>,
     /// Flux.1-Schnell, if configured.
     pub flux: Option<ModelWorker<FluxPipeline>>,
+    /// Kokoro-82M with its voices, if configured.
+    pub kokoro: Option<ModelWorker<KokoroPipeline>>,
     /// What was loaded, with load times.
     pub loaded: Vec<ModelReport>,
     /// The budget that was checked.
@@ -69,6 +72,16 @@ impl Models {
             }
             None => None,
         };
+        let kokoro = match &config.models.kokoro {
+            Some(entry) => {
+                let started = Instant::now();
+                let pipeline = KokoroPipeline::load(entry, base_dir, &device)?;
+                let report = budget.models.iter().find(|m| m.name == "kokoro").expect("kokoro is in the budget");
+                loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
+                Some(ModelWorker::spawn("kokoro", pipeline))
+            }
+            None => None,
+        };
         let clip = match (config.models.clip_b32.is_some(), config.models.clip_l14.is_some()) {
             (true, true) => {
                 let l14 = encoders.pop().expect("two encoders");
@@ -77,6 +90,6 @@ impl Models {
             }
             _ => None,
         };
-        Ok(Models { clip, flux, loaded, budget, over_soft_limit })
+        Ok(Models { clip, flux, kokoro, loaded, budget, over_soft_limit })
     }
 }

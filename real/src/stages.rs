@@ -1,7 +1,7 @@
 //! The real [`Stages`]: each stage sends one job per attempt to its model's worker, and a model
-//! job's error becomes a typed [`StageError`]. Image (Flux) and verification (CLIP) are real;
-//! audio and video, whose models are not built yet, fail loudly, so a slot never completes on
-//! made-up output.
+//! job's error becomes a typed [`StageError`]. Audio (Kokoro), image (Flux) and verification
+//! (CLIP) are real; video, whose model (LivePortrait) is not built yet, fails loudly, so a slot
+//! never completes on made-up output.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,8 @@ use crate::clip::ClipEncoder;
 use crate::config::{Config, VerificationConfig};
 use crate::executor::ModelWorker;
 use crate::flux::FluxPipeline;
+use crate::kokoro::model::SAMPLE_RATE;
+use crate::kokoro::pipeline::{KokoroPipeline, PhonemeTiming, Speech};
 use crate::media::{Frame, Video};
 use crate::models::Models;
 use crate::verification::{self, ClipVerdict};
@@ -92,13 +94,21 @@ fn not_built(stage: &str, model: &str) -> StageError {
     StageError::new(format!("the {stage} stage ({model}) is not built yet in real mode; see docs/real-mode.md"))
 }
 
-/// Audio samples (the audio stage is not built yet; nothing produces this type).
+/// The audio stage's output: Kokoro's speech.
 #[derive(Debug)]
 pub struct Audio {
     /// Mono samples.
     pub samples: Vec<f32>,
     /// Sample rate in Hz.
     pub sample_rate: u32,
+    /// Every phoneme with its samples (the video stage times lips by them).
+    pub phonemes: Vec<PhonemeTiming>,
+}
+
+impl From<Speech> for Audio {
+    fn from(speech: Speech) -> Self {
+        Audio { samples: speech.samples, sample_rate: SAMPLE_RATE, phonemes: speech.phonemes }
+    }
 }
 
 impl Stages for RealStages {
@@ -107,8 +117,17 @@ impl Stages for RealStages {
     type Video = Video;
     type Verdict = ClipVerdict;
 
-    async fn audio(&self, _: &Recipe, _: u32) -> Result<Audio, StageError> {
-        Err(not_built("audio", "Kokoro-82M"))
+    async fn audio(&self, recipe: &Recipe, _: u32) -> Result<Audio, StageError> {
+        let Some(kokoro) = &self.models.kokoro else {
+            return Err(StageError::new("the audio stage needs models.kokoro in config.yaml"));
+        };
+        let (script, voice, seed) = (recipe.script.clone(), recipe.voice.clone(), recipe.seed);
+        kokoro
+            .run_for_slot(recipe.slot_id, move |pipeline: &mut KokoroPipeline, cancel| {
+                pipeline.synthesize(&script, &voice.name, voice.speed, seed, cancel).map(Audio::from)
+            })
+            .await
+            .map_err(|e| e.into_stage_error("audio"))
     }
 
     async fn image(&self, recipe: &Recipe, _: u32) -> Result<Frame, StageError> {
@@ -136,12 +155,13 @@ impl Stages for RealStages {
         }
     }
 
-    /// Image: Flux's worker; clip: the busier CLIP model. Audio and video have no models yet.
+    /// Audio: Kokoro's worker; image: Flux's; clip: the busier CLIP model. Video has no model yet.
     fn backlog(&self, stage: Stage) -> Option<Backlog> {
         match stage {
+            Stage::Audio => self.models.kokoro.as_ref()?.backlog(),
             Stage::Image => self.models.flux.as_ref()?.backlog(),
             Stage::Clip => self.models.clip.as_ref()?.backlog(),
-            Stage::Audio | Stage::Video => None,
+            Stage::Video => None,
         }
     }
 }

@@ -93,7 +93,7 @@ fn a_flux_whose_parts_do_not_fit_is_refused_at_load() {
     assert!(err.starts_with("flux: ") && err.contains("FLUX.1-schnell is published"), "{err}");
 }
 
-/// Real image and verification stages; doubles for the audio and video models not built yet. The
+/// Real image and verification stages; doubles for audio (not configured here) and video. The
 /// video double animates nothing: it repeats the real image, which is all verification needs.
 struct RealImageAndClip {
     real: RealStages,
@@ -159,7 +159,7 @@ async fn the_real_image_is_cancelled_when_audio_fails() {
         SlotScheduler::new(RealStages::new(models, &config), StaticPredictor::new(o.target_durations()), &o);
     let result = scheduler.run_slot(&Recipe::new(4, "w1", "w2"), Duration::from_secs(3600)).await;
     let Outcome::Failed(f) = &result.outcome else { panic!("{:?}", result.outcome) };
-    assert_eq!(f.stage, Stage::Audio, "audio (Kokoro) is not built, so it fails first");
+    assert_eq!(f.stage, Stage::Audio, "no Kokoro is configured, so audio fails first");
     let image = result.log.iter().find(|a| a.stage == Stage::Image).unwrap();
     assert_eq!(image.result, AttemptResult::Cancelled);
 }

@@ -93,6 +93,8 @@ fn config(section: &serde_json::Value) -> Config {
         upsample_kernel_sizes: list(&section["upsample_kernel_sizes"]),
         gen_istft_n_fft: int("gen_istft_n_fft"),
         gen_istft_hop_size: int("gen_istft_hop_size"),
+        // Not in Kokoro's config: its code fixes the width at 1024.
+        decode_width: vortex_real::kokoro::decoder::HIDDEN,
     }
 }
 

@@ -53,7 +53,8 @@ use crate::ops::{
 pub const SAMPLE_RATE: usize = 24_000;
 /// Sines in the harmonic source: the fundamental and 8 overtones (`harmonic_num=8`).
 pub const HARMONICS: usize = 9;
-/// Width of the `encode` / `decode` blocks (fixed in Kokoro's `Decoder`).
+/// Width of the `encode` / `decode` blocks in Kokoro's `Decoder` (hard-coded there; see
+/// [`Config::decode_width`]).
 pub const HIDDEN: usize = 1024;
 /// Width of `asr_res`, the text features' projection fed to every `decode` block.
 pub const ASR_RES: usize = 64;
@@ -108,6 +109,10 @@ pub struct Config {
     pub gen_istft_n_fft: usize,
     /// Hop of the generator's STFT and inverse STFT.
     pub gen_istft_hop_size: usize,
+    /// Width of the `encode` / `decode` blocks: [`HIDDEN`] (1024) in Kokoro, whose code fixes
+    /// it rather than its config; narrower only in tests, where the full width would spend
+    /// minutes of a debug build on nothing the test checks.
+    pub decode_width: usize,
 }
 
 impl Config {
@@ -122,6 +127,7 @@ impl Config {
             upsample_kernel_sizes: vec![20, 12],
             gen_istft_n_fft: 20,
             gen_istft_hop_size: 5,
+            decode_width: HIDDEN,
         }
     }
 
@@ -135,6 +141,9 @@ impl Config {
     /// resblock kernels, upsampling kernels that would not multiply the length exactly by their
     /// rate, channels that do not halve at every stage, an STFT without overlap.
     pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_CHANNELS).contains(&self.decode_width) {
+            bail!("iSTFTNet config: decode_width {}; need 1 to {MAX_CHANNELS}", self.decode_width);
+        }
         let stages = self.upsample_rates.len();
         if stages == 0 || stages > MAX_STAGES || self.upsample_kernel_sizes.len() != stages {
             bail!(
@@ -656,17 +665,18 @@ impl Decoder {
         }
         let vb = vb.set_dtype(DType::F32);
         let halve = Conv1dConfig { stride: 2, padding: 1, ..Default::default() };
-        let wide = HIDDEN + 2 + ASR_RES;
+        let wide = cfg.decode_width + 2 + ASR_RES;
         let decode = (0..4)
             .map(|i| {
-                let (out, upsample) = if i == 3 { (cfg.upsample_initial_channel, true) } else { (HIDDEN, false) };
+                let (out, upsample) =
+                    if i == 3 { (cfg.upsample_initial_channel, true) } else { (cfg.decode_width, false) };
                 AdainResBlk1d::new(wide, out, style_dim, upsample, vb.pp(format!("decode.{i}")))
             })
             .collect::<Result<_>>()?;
         Ok(Decoder {
             f0_conv: conv1d(1, 1, 3, halve, true, vb.pp("F0_conv"))?,
             n_conv: conv1d(1, 1, 3, halve, true, vb.pp("N_conv"))?,
-            encode: AdainResBlk1d::new(dim_in + 2, HIDDEN, style_dim, false, vb.pp("encode"))?,
+            encode: AdainResBlk1d::new(dim_in + 2, cfg.decode_width, style_dim, false, vb.pp("encode"))?,
             decode,
             asr_res: conv1d(dim_in, ASR_RES, 1, Conv1dConfig::default(), true, vb.pp("asr_res.0"))?,
             generator: Generator::new(style_dim, cfg, vb.pp("generator"))?,

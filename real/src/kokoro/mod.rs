@@ -12,12 +12,13 @@
 //! - [`text_encoder`]: the acoustic text encoder (embedding, convolutions, BiLSTM) whose
 //!   output, aligned to frames, the decoder reads.
 //! - [`predictor`]: the prosody predictor: duration encoder, phoneme durations, F0 and energy.
-//! - [`voices`]: voice packs (the style rows per utterance length) from the published layouts.
 
 pub mod albert;
 pub mod blocks;
 pub mod decoder;
 pub mod g2p;
+pub mod model;
+pub mod pipeline;
 pub mod predictor;
 pub mod text_encoder;
 pub mod voices;
