@@ -16,7 +16,7 @@
 //! ```
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use candle_nn::{Conv1dConfig, VarBuilder};
 
 use crate::ops::{
     interpolate_nearest_1d, weight_norm_weight, AdaIn1d, DepthwiseConvTranspose1d, Resize, TransposeConfig,
@@ -39,6 +39,58 @@ pub fn conv1d(
     let weight = weight_norm_weight(&vb, (out_channels, in_channels / cfg.groups, kernel), 0)?;
     let bias = if bias { Some(vb.get(out_channels, "bias")?) } else { None };
     Ok(Conv1d::new(weight, bias, cfg))
+}
+
+/// `nn.Conv1d`. On the CPU a stride-1, ungrouped convolution of one utterance runs as a sum of
+/// one matrix product per kernel tap, each over a shifted view of the padded input, instead of
+/// candle's im2col: that copies the input `kernel` times into a fresh buffer on one thread
+/// (about a quarter of Kokoro's CPU time, page faults included, at the generator's 128 channels ×
+/// 200,000 samples × 11 taps). Measured in release on 2 cores: 1.1× (11 taps, dilation 5) to 1.8×
+/// (3 taps) faster. Anything else (strides, groups, batches, other devices) is candle's
+/// convolution.
+#[derive(Debug, Clone)]
+pub struct Conv1d {
+    inner: candle_nn::Conv1d,
+    /// `[kernel, out, in]`: each tap's weights, contiguous, when the tap path applies.
+    taps: Option<Tensor>,
+    /// `[out, 1]`.
+    bias: Option<Tensor>,
+}
+
+impl Conv1d {
+    /// A convolution from its weight `[out, in / groups, kernel]`, optional bias `[out]` and
+    /// geometry.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, cfg: Conv1dConfig) -> Self {
+        let tap_path = weight.device().is_cpu() && cfg.stride == 1 && cfg.groups == 1;
+        let taps = if tap_path { weight.permute((2, 0, 1)).and_then(|t| t.contiguous()).ok() } else { None };
+        let column = bias.as_ref().and_then(|b| b.unsqueeze(1).ok());
+        Conv1d { inner: candle_nn::Conv1d::new(weight, bias, cfg), taps, bias: column }
+    }
+}
+
+impl Module for Conv1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(taps) = self.taps.as_ref().filter(|_| x.dim(0).ok() == Some(1) && x.rank() == 3) else {
+            return self.inner.forward(x);
+        };
+        let cfg = self.inner.config();
+        let (kernel, _, c_in) = taps.dims3()?;
+        let (_, channels, len) = x.dims3()?;
+        let span = cfg.dilation * (kernel - 1);
+        if channels != c_in || len + 2 * cfg.padding <= span {
+            return self.inner.forward(x); // candle's own error message
+        }
+        let out_len = len + 2 * cfg.padding - span;
+        let padded = x.squeeze(0)?.pad_with_zeros(1, cfg.padding, cfg.padding)?;
+        let mut y = taps.get(0)?.matmul(&padded.narrow(1, 0, out_len)?)?;
+        for t in 1..kernel {
+            y = (y + taps.get(t)?.matmul(&padded.narrow(1, t * cfg.dilation, out_len)?)?)?;
+        }
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(bias)?;
+        }
+        y.unsqueeze(0)
+    }
 }
 
 /// A stride-1 convolution padded to keep the length: `padding = dilation·(kernel − 1) / 2`

@@ -39,11 +39,11 @@
 //! ```
 
 use candle_core::{bail, DType, Device, Module, Result, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use candle_nn::{Conv1dConfig, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
-use super::blocks::{conv1d, same_padding, AdainResBlk1d};
+use super::blocks::{conv1d, same_padding, AdainResBlk1d, Conv1d};
 use crate::executor::{ensure_finite, CancelToken, ModelError};
 use crate::ops::{
     atan2, interpolate_linear_1d, interpolate_nearest_1d, reflect_pad_1d, weight_norm_weight, AdaIn1d, Resize, Stft,

@@ -36,9 +36,9 @@
 //! ```
 
 use candle_core::{bail, Module, Result, Tensor, D};
-use candle_nn::{linear, Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{linear, Conv1dConfig, Linear, VarBuilder};
 
-use super::blocks::{conv1d, AdainResBlk1d};
+use super::blocks::{conv1d, AdainResBlk1d, Conv1d};
 use crate::ops::BiLstm;
 
 /// Largest width (style, hidden, duration bins) the predictor may be built with.

@@ -23,9 +23,9 @@
 //! ```
 
 use candle_core::{bail, DType, Module, Result, Tensor};
-use candle_nn::{embedding, Conv1d, Embedding, LayerNorm, VarBuilder};
+use candle_nn::{embedding, Embedding, LayerNorm, VarBuilder};
 
-use super::blocks::{conv1d, same_padding, LEAKY_SLOPE};
+use super::blocks::{conv1d, same_padding, Conv1d, LEAKY_SLOPE};
 use crate::ops::BiLstm;
 
 /// Largest width (channels, kernel, vocabulary) the encoder may be built with.
