@@ -64,21 +64,13 @@ impl Models {
         }
         let flux = match &config.models.flux {
             Some(entry) => {
-                let started = Instant::now();
-                let pipeline = FluxPipeline::load(entry, base_dir, &device)?;
-                let report = budget.models.iter().find(|m| m.name == "flux").expect("flux is in the budget");
-                loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
-                Some(ModelWorker::spawn("flux", pipeline))
+                Some(load_worker("flux", &budget, &mut loaded, || FluxPipeline::load(entry, base_dir, &device))?)
             }
             None => None,
         };
         let kokoro = match &config.models.kokoro {
             Some(entry) => {
-                let started = Instant::now();
-                let pipeline = KokoroPipeline::load(entry, base_dir, &device)?;
-                let report = budget.models.iter().find(|m| m.name == "kokoro").expect("kokoro is in the budget");
-                loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
-                Some(ModelWorker::spawn("kokoro", pipeline))
+                Some(load_worker("kokoro", &budget, &mut loaded, || KokoroPipeline::load(entry, base_dir, &device))?)
             }
             None => None,
         };
@@ -92,4 +84,20 @@ impl Models {
         };
         Ok(Models { clip, flux, kokoro, loaded, budget, over_soft_limit })
     }
+}
+
+/// Loads one model with `load`, records its load time against its budget entry, and starts its
+/// worker thread.
+fn load_worker<M: Send + 'static>(
+    name: &'static str,
+    budget: &Budget,
+    loaded: &mut Vec<ModelReport>,
+    load: impl FnOnce() -> Result<M, LoadError>,
+) -> Result<ModelWorker<M>, LoadError> {
+    // Wall clock on purpose: load time is a real cost reported to the operator.
+    let started = Instant::now();
+    let model = load()?;
+    let report = budget.models.iter().find(|m| m.name == name).expect("every configured model is in the budget");
+    loaded.push(ModelReport { load_time: started.elapsed(), ..report.clone() });
+    Ok(ModelWorker::spawn(name, model))
 }

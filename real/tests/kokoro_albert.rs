@@ -8,6 +8,8 @@
 //! difference measured (2026-11-30): 5.4e-7, and 5.2e-7 between the padded row and the same
 //! row run alone (`cargo test -p vortex-real --test kokoro_albert -- --nocapture` prints it).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -41,24 +43,12 @@ fn model(tensors: &HashMap<String, Tensor>) -> Albert {
     Albert::new(&tiny(), vb).expect("the fixture's weights load")
 }
 
-/// Largest |got − want| / max(1, |want|), after checking shapes and finiteness element by
-/// element (candle's CPU max skips NaN).
-fn error(got: &Tensor, want: &Tensor) -> f32 {
-    assert_eq!(got.dims(), want.dims(), "shape");
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    got.iter().zip(&want).fold(0f32, |worst, (g, w)| {
-        assert!(g.is_finite(), "{g} where PyTorch has {w}");
-        worst.max((g - w).abs() / w.abs().max(1.))
-    })
-}
-
 #[test]
 fn last_hidden_state_matches_transformers() {
     let t = fixture();
     let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
     let out = model(&t).forward(&ids, Some(&t["attention_mask"])).unwrap();
-    let err = error(&out, &t["last_hidden_state"]);
+    let err = common::relative_error(&out, &t["last_hidden_state"]);
     eprintln!("last_hidden_state: max error {err:.2e}");
     assert!(err <= TOLERANCE, "differs from transformers by {err:e} (tolerance {TOLERANCE:e})");
 }
@@ -72,7 +62,7 @@ fn padding_is_invisible_to_real_tokens() {
     let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
     let batched = albert.forward(&ids, Some(&t["attention_mask"])).unwrap().i((1..2, 0..7)).unwrap();
     let alone = albert.forward(&ids.i((1..2, 0..7)).unwrap(), None).unwrap();
-    let err = error(&batched, &alone);
+    let err = common::relative_error(&batched, &alone);
     eprintln!("padded row vs alone: max error {err:.2e}");
     assert!(err <= TOLERANCE);
 }

@@ -12,6 +12,8 @@
 //! F0 3.3e-7, N 2.6e-7 (`cargo test -p vortex-real --test kokoro_modules -- --nocapture`
 //! prints them).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -57,20 +59,8 @@ fn predictor(tensors: HashMap<String, Tensor>) -> candle_core::Result<ProsodyPre
     ProsodyPredictor::new(STYLE, D_HID, N_LAYERS, MAX_DUR, vb(tensors).pp("predictor"))
 }
 
-/// Largest |got − want| / max(1, |want|), after checking shapes and finiteness element by
-/// element (candle's CPU max skips NaN).
-fn error(got: &Tensor, want: &Tensor) -> f32 {
-    assert_eq!(got.dims(), want.dims(), "shape");
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    got.iter().zip(&want).fold(0f32, |worst, (g, w)| {
-        assert!(g.is_finite(), "{g} where PyTorch has {w}");
-        worst.max((g - w).abs() / w.abs().max(1.))
-    })
-}
-
 fn check(what: &str, got: &Tensor, want: &Tensor) {
-    let err = error(got, want);
+    let err = common::relative_error(got, want);
     eprintln!("{what}: max error {err:.2e}");
     assert!(err <= TOLERANCE, "{what} differs from kokoro by {err:e} (tolerance {TOLERANCE:e})");
 }

@@ -19,7 +19,7 @@ use super::text_encoder::TextEncoder;
 use crate::executor::{CancelToken, ModelError};
 
 /// Output sample rate in Hz.
-pub const SAMPLE_RATE: u32 = 24_000;
+pub const SAMPLE_RATE: u32 = decoder::SAMPLE_RATE as u32;
 /// Samples per predicted frame: the decoder upsamples each frame 2 × 10 × 6 times and the
 /// inverse STFT's hop is 5 (25 ms at 24 kHz).
 pub const SAMPLES_PER_FRAME: usize = 600;
@@ -232,5 +232,11 @@ struct Front {
 }
 
 fn invalid(reason: String) -> ModelError {
-    ModelError::Candle(candle_core::Error::Msg(format!("Kokoro input: {reason}")))
+    input_error(format!("Kokoro input: {reason}"))
+}
+
+/// A refusal of the caller's input (a voice, a text, a speed), as the model error the stage
+/// reports.
+pub(crate) fn input_error(message: impl std::fmt::Display) -> ModelError {
+    ModelError::Candle(candle_core::Error::Msg(message.to_string()))
 }

@@ -11,7 +11,7 @@ use candle_nn::VarBuilder;
 
 use super::decoder::Excitation;
 use super::g2p::G2p;
-use super::model::{Config, Kokoro, SAMPLE_RATE};
+use super::model::{input_error, Config, Kokoro, SAMPLE_RATE};
 use super::voices::Voices;
 use crate::config::KokoroModelConfig;
 use crate::executor::{CancelToken, ModelError};
@@ -113,7 +113,7 @@ impl KokoroPipeline {
         cancel: &CancelToken,
         on_chunk: impl FnMut(usize),
     ) -> Result<Speech, ModelError> {
-        let chunks = self.g2p.chunks(script).map_err(|e| ModelError::Candle(candle_core::Error::Msg(e.to_string())))?;
+        let chunks = self.g2p.chunks(script).map_err(input_error)?;
         self.speak(&chunks, voice, speed, seed, cancel, on_chunk)
     }
 
@@ -129,11 +129,11 @@ impl KokoroPipeline {
     ) -> Result<Speech, ModelError> {
         let ids = super::g2p::ids(phonemes);
         if ids.is_empty() || ids.len() > super::g2p::MAX_PHONEMES {
-            return Err(ModelError::Candle(candle_core::Error::Msg(format!(
+            return Err(input_error(format!(
                 "{} phonemes of Kokoro's alphabet; one call takes 1 to {}",
                 ids.len(),
                 super::g2p::MAX_PHONEMES
-            ))));
+            )));
         }
         let chunk = super::g2p::Chunk { text: String::new(), phonemes: phonemes.to_string(), ids };
         self.speak(&[chunk], voice, speed, seed, cancel, |_| {})
@@ -148,7 +148,7 @@ impl KokoroPipeline {
         cancel: &CancelToken,
         mut on_chunk: impl FnMut(usize),
     ) -> Result<Speech, ModelError> {
-        self.voices.check(voice).map_err(|e| ModelError::Candle(candle_core::Error::Msg(e.to_string())))?;
+        self.voices.check(voice).map_err(input_error)?;
         let mut speech = Speech { samples: Vec::new(), phonemes: Vec::new() };
         for (index, chunk) in chunks.iter().enumerate() {
             cancel.check()?;

@@ -247,6 +247,19 @@ pub fn quantize_to_gguf(safetensors: &Path, gguf: &Path, dtype: candle_core::qua
     gguf_file::write(&mut file, &[], &refs).unwrap();
 }
 
+/// Largest |got − want| / max(1, |want|) over f32 tensors, after checking shapes and finiteness
+/// element by element (candle's CPU max skips NaN).
+#[track_caller]
+pub fn relative_error(got: &candle_core::Tensor, want: &candle_core::Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "shape");
+    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    got.iter().zip(&want).fold(0f32, |worst, (g, w)| {
+        assert!(g.is_finite(), "{g} where PyTorch has {w}");
+        worst.max((g - w).abs() / w.abs().max(1.))
+    })
+}
+
 /// The largest absolute value of a tensor, in f32.
 pub fn max_abs(t: &candle_core::Tensor) -> f32 {
     let t = t.to_dtype(candle_core::DType::F32).unwrap();
