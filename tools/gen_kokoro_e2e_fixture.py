@@ -28,7 +28,6 @@ Run once by hand (CI reads only the committed files; torch 2.9.1, kokoro 0.9.4, 
 about a minute and 2 GB of memory):
   /work/venv/bin/python tools/gen_kokoro_e2e_fixture.py
 """
-import contextlib
 import glob
 import json
 import pathlib
@@ -40,6 +39,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import counter_weights  # noqa: E402
+from kokoro_fixture_common import draws, frozen, transform_with_real_first_frame  # noqa: E402
 
 import kokoro  # noqa: E402
 from kokoro import istftnet  # noqa: E402
@@ -93,39 +93,6 @@ def f0n(x, s):
 model.predictor.F0Ntrain = f0n
 model.predictor.duration_proj.register_forward_hook(
     lambda m, a, out: captured.__setitem__("duration_sums", torch.sigmoid(out).sum(-1).squeeze(0).clone()))
-
-real_rand, real_randn_like = torch.rand, torch.randn_like
-draws = {"rand": [], "randn_like": []}
-
-
-@contextlib.contextmanager
-def frozen(seed):
-    gen = torch.Generator().manual_seed(seed)
-
-    def rand(*size, **kw):
-        t = real_rand(*size, generator=gen, dtype=torch.float32)
-        draws["rand"].append(t)
-        return t
-
-    def randn_like(x, **kw):
-        t = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-        draws["randn_like"].append(t.clone())
-        return t
-
-    torch.rand, torch.randn_like = rand, randn_like
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.rand, torch.randn_like = real_rand, real_randn_like
-
-
-def transform_with_real_first_frame(self, input_data):
-    spec = torch.stft(input_data, self.filter_length, self.hop_length, self.win_length,
-                      window=self.window.to(input_data.device), return_complex=True)
-    spec[..., 0] = torch.complex(spec[..., 0].real, torch.zeros_like(spec[..., 0].real))
-    return torch.abs(spec), torch.angle(spec)
-
 
 istftnet.TorchSTFT.transform = transform_with_real_first_frame
 with frozen(EXCITATION_SEED):
