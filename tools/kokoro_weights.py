@@ -162,13 +162,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yields a temporary path beside `path`; once the block has written it, it is synced and
+    renamed over `path`. On any error the temporary file is removed and `path` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -176,6 +179,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
 
 
 def default_config_path() -> Path:
@@ -869,19 +878,8 @@ def convert_onnx(onnx_path: Path, out_path: Path | None, config: dict, report_pa
                 "converter": "tools/kokoro_weights.py", "converter_version": CONVERTER_VERSION,
                 "weight_norm": "folded into weight",
                 "absent": f"bert.pooler ({len(absent_pooler)}), AdaIN norm affine ({len(absent_norm)})"}
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(out_path) as tmp:
             save_file({k: tensors[k] for k in sorted(tensors)}, tmp, metadata=meta)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out_path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
     if report_path is not None:
         rep = dict(info, mapping={k: dict(origins[k], shape=list(tensors[k].shape)) for k in sorted(tensors)})
         atomic_write_bytes(report_path, (json.dumps(rep, indent=1) + "\n").encode())
