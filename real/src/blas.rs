@@ -12,6 +12,8 @@ use std::sync::Once;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::ops::cpu_f32;
+
 /// Rows per rayon task at least: below this a split costs more than it saves.
 const MIN_ROWS: usize = 64;
 
@@ -103,6 +105,28 @@ impl Sgemm {
     }
 }
 
+/// Row-major c (m×n, leading dimension ldc) += a (m×k, leading dimension lda) · b (k×n,
+/// leading dimension ldb), single-threaded: for callers that split the work over rayon
+/// themselves (`ops::tap_conv1d`).
+///
+/// # Safety
+/// The pointers must hold the matrices their sizes and leading dimensions describe.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_accumulate(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    single_threaded();
+    sgemm(m, n, k, a, lda, b, ldb, false, 1.0, c, ldc)
+}
+
 /// Row-major: c (m×n, leading dimension ldc) = a (m×k) · b + beta · c, where b is (k×n), or
 /// (n×k) read transposed with `transpose_b`.
 ///
@@ -149,21 +173,14 @@ fn fits_blasint(m: usize, n: usize, k: usize) -> Result<()> {
     Ok(())
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else { candle_core::bail!("openblas-sgemm: f32 only") };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("openblas-sgemm: contiguous inputs only")
-    };
-    Ok(&data[start..end])
-}
-
 impl CustomOp2 for Sgemm {
     fn name(&self) -> &'static str {
         "openblas-sgemm"
     }
 
     fn cpu_fwd(&self, a: &CpuStorage, a_l: &Layout, b: &CpuStorage, b_l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Sgemm::run(contiguous(a, a_l)?, a_l, contiguous(b, b_l)?, b_l, None)
+        let op = CustomOp2::name(self);
+        Sgemm::run(cpu_f32(a, a_l, op)?, a_l, cpu_f32(b, b_l, op)?, b_l, None)
     }
 }
 
@@ -181,7 +198,8 @@ impl CustomOp3 for Sgemm {
         bias: &CpuStorage,
         bias_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Sgemm::run(contiguous(a, a_l)?, a_l, contiguous(b, b_l)?, b_l, Some(contiguous(bias, bias_l)?))
+        let op = CustomOp3::name(self);
+        Sgemm::run(cpu_f32(a, a_l, op)?, a_l, cpu_f32(b, b_l, op)?, b_l, Some(cpu_f32(bias, bias_l, op)?))
     }
 }
 
@@ -202,7 +220,7 @@ impl CustomOp2 for BatchedSgemm {
     }
 
     fn cpu_fwd(&self, a: &CpuStorage, a_l: &Layout, b: &CpuStorage, b_l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (contiguous(a, a_l)?, contiguous(b, b_l)?);
+        let (a, b) = (cpu_f32(a, a_l, self.name())?, cpu_f32(b, b_l, self.name())?);
         let (&[batch, m, k], &[batch_b, b1_dim, b2_dim]) = (a_l.dims(), b_l.dims()) else {
             candle_core::bail!("batched sgemm: (batch, rows, columns) inputs only")
         };

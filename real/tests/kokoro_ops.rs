@@ -15,8 +15,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use vortex_real::ops::{
     atan2, depthwise_conv_transpose_1d, fold_weight_norm, instance_norm_1d, interpolate_linear_1d,
-    interpolate_nearest_1d, reflect_pad_1d, AdaIn1d, BiLstm, DepthwiseConvTranspose1d, InstanceNorm1d, Resize, Stft,
-    TransposeConfig, INSTANCE_NORM_EPS,
+    interpolate_nearest_1d, reflect_pad_1d, snake_1d, tap_conv1d, AdaIn1d, BiLstm, DepthwiseConvTranspose1d,
+    InstanceNorm1d, Resize, Stft, TransposeConfig, INSTANCE_NORM_EPS,
 };
 
 const TOLERANCE: f32 = 1e-5;
@@ -129,6 +129,105 @@ fn instance_norm_and_adain_match_pytorch() {
     check(&plain.forward(&x, &s).unwrap(), &t("adain.y_no_norm_weights"), "AdaIN, no norm weights", TOLERANCE);
     let msg = err_text(adain.forward(&x, &s.narrow(0, 0, 1).unwrap()));
     assert!(msg.contains("AdaIN over 4 channels"), "{msg}");
+}
+
+/// Snake in f64 from PyTorch's AdaIN output: `y + sin²(α·y) / α`, α per channel.
+fn snake_f64(y: &Tensor, alpha: &[f32]) -> Tensor {
+    let (batch, channels, len) = y.dims3().unwrap();
+    let out: Vec<f32> = values(y)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (v, a) = (f64::from(v), f64::from(alpha[(i / len) % channels]));
+            (v + (a * v).sin().powi(2) / a) as f32
+        })
+        .collect();
+    Tensor::from_vec(out, (batch, channels, len), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn adain_then_snake_matches_pytorch_fused_or_not() {
+    let (x, s) = (t("adain.x"), t("adain.s"));
+    let alpha = [0.5f32, 1.0, 2.5, 0.2];
+    let alpha_t = Tensor::new(&alpha, &Device::Cpu).unwrap();
+    let adain = AdaIn1d::new(6, 4, vb("adain")).unwrap();
+    let want = snake_f64(&t("adain.y"), &alpha);
+    // The CPU kernel (contiguous f32) and the whole-tensor ops (a strided x) are both checked.
+    check(&adain.forward_snake(&x, &s, &alpha_t).unwrap(), &want, "AdaIN + Snake, fused", TOLERANCE);
+    let strided = x.transpose(1, 2).unwrap().contiguous().unwrap().transpose(1, 2).unwrap();
+    assert!(!strided.is_contiguous());
+    check(&adain.forward_snake(&strided, &s, &alpha_t).unwrap(), &want, "AdaIN + Snake, unfused", TOLERANCE);
+    check(&snake_1d(&t("adain.y"), &alpha_t).unwrap(), &want, "Snake", TOLERANCE);
+    // Without norm weights, as Kokoro's strict=False load leaves them.
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for name in ["fc.weight", "fc.bias"] {
+        tensors.insert(name.into(), t(&format!("adain.{name}")));
+    }
+    let plain = AdaIn1d::new(6, 4, VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)).unwrap();
+    let want = snake_f64(&t("adain.y_no_norm_weights"), &alpha);
+    check(&plain.forward_snake(&x, &s, &alpha_t).unwrap(), &want, "AdaIN + Snake, no norm weights", TOLERANCE);
+    let msg = err_text(adain.forward_snake(&x, &s.narrow(0, 0, 1).unwrap(), &alpha_t));
+    assert!(msg.contains("AdaIN over 4 channels"), "{msg}");
+    let msg = err_text(adain.forward_snake(&x, &s, &alpha_t.narrow(0, 0, 3).unwrap()));
+    assert!(msg.contains("do not fit"), "{msg}");
+}
+
+/// `F.conv1d` (stride 1) by its definition, in f64.
+fn conv1d_f64(x: &Tensor, weight: &Tensor, bias: &Tensor, padding: usize, dilation: usize) -> Tensor {
+    let (batch, c_in, len) = x.dims3().unwrap();
+    let (c_out, _, kernel) = weight.dims3().unwrap();
+    let out_len = len + 2 * padding - dilation * (kernel - 1);
+    let (xv, wv, bv) = (values(x), values(weight), values(bias));
+    let mut y = vec![0f32; batch * c_out * out_len];
+    for n in 0..batch {
+        for o in 0..c_out {
+            for j in 0..out_len {
+                let mut acc = f64::from(bv[o]);
+                for c in 0..c_in {
+                    for t in 0..kernel {
+                        let i = (j + t * dilation) as isize - padding as isize;
+                        if (0..len as isize).contains(&i) {
+                            acc += f64::from(wv[(o * c_in + c) * kernel + t])
+                                * f64::from(xv[(n * c_in + c) * len + i as usize]);
+                        }
+                    }
+                }
+                y[(n * c_out + o) * out_len + j] = acc as f32;
+            }
+        }
+    }
+    Tensor::from_vec(y, (batch, c_out, out_len), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn tap_convolution_matches_the_definition() {
+    let dev = Device::Cpu;
+    // Kernels, dilations and paddings of Kokoro's convolutions (same-length, and padding 0);
+    // lengths shorter than the kernel's span on one side, and long enough for several column
+    // stripes per thread.
+    for (batch, c_in, c_out, len, kernel, dilation, padding) in [
+        (1, 3, 5, 9, 3, 1, 1),
+        (1, 4, 2, 40, 11, 5, 25),
+        (2, 3, 4, 17, 7, 3, 9),
+        (1, 2, 3, 12, 5, 1, 0),
+        (1, 2, 2, 4, 7, 1, 3),
+        (1, 6, 4, 1500, 3, 2, 2),
+    ] {
+        let x = Tensor::randn(0f32, 1., (batch, c_in, len), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.3, (c_out, c_in, kernel), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1., c_out, &dev).unwrap();
+        let taps = w.permute((2, 0, 1)).unwrap().contiguous().unwrap();
+        let got = tap_conv1d(&x, &taps, &b, padding, dilation).unwrap();
+        let what = format!("tap conv ({batch}, {c_in}→{c_out}, {len}), kernel {kernel}, dilation {dilation}");
+        check(&got, &conv1d_f64(&x, &w, &b, padding, dilation), &what, TOLERANCE);
+    }
+    let x = Tensor::zeros((1, 3, 4), DType::F32, &dev).unwrap();
+    let taps = Tensor::zeros((3, 2, 3), DType::F32, &dev).unwrap();
+    let b = Tensor::zeros(2, DType::F32, &dev).unwrap();
+    let msg = err_text(tap_conv1d(&x, &taps.narrow(2, 0, 2).unwrap().contiguous().unwrap(), &b, 1, 1));
+    assert!(msg.contains("do not fit"), "{msg}");
+    assert!(err_text(tap_conv1d(&x, &taps, &b, 0, 2)).contains("shorter than the kernel's span 4"));
+    assert!(err_text(tap_conv1d(&x.to_dtype(DType::F64).unwrap(), &taps, &b, 1, 1)).contains("f32"));
 }
 
 #[test]

@@ -15,11 +15,11 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv1dConfig, VarBuilder};
 
 use crate::ops::{
-    interpolate_nearest_1d, weight_norm_weight, AdaIn1d, DepthwiseConvTranspose1d, Resize, TransposeConfig,
+    interpolate_nearest_1d, tap_conv1d, weight_norm_weight, AdaIn1d, DepthwiseConvTranspose1d, Resize, TransposeConfig,
 };
 
 /// The slope of StyleTTS 2's `nn.LeakyReLU(0.2)` in residual blocks and the text encoder.
@@ -41,55 +41,51 @@ pub fn conv1d(
     Ok(Conv1d::new(weight, bias, cfg))
 }
 
-/// `nn.Conv1d`. On the CPU a stride-1, ungrouped convolution of one utterance runs as a sum of
-/// one matrix product per kernel tap, each over a shifted view of the padded input, instead of
-/// candle's im2col: that copies the input `kernel` times into a fresh buffer on one thread
-/// (about a quarter of Kokoro's CPU time, page faults included, at the generator's 128 channels ×
-/// 200,000 samples × 11 taps). Measured in release on 2 cores: 1.1× (11 taps, dilation 5) to 1.8×
-/// (3 taps) faster. Anything else (strides, groups, batches, other devices) is candle's
+/// `nn.Conv1d`. On the CPU a stride-1, ungrouped f32 convolution runs as [`tap_conv1d`]: one
+/// accumulating matrix product per kernel tap over the input in place, instead of candle's
+/// im2col, which copies the input `kernel` times into a fresh buffer on one thread (about a
+/// quarter of Kokoro's CPU time, page faults included, at the generator's 128 channels × 200,000
+/// samples × 11 taps). Anything else (strides, groups, other dtypes and devices) is candle's
 /// convolution.
 #[derive(Debug, Clone)]
 pub struct Conv1d {
     inner: candle_nn::Conv1d,
-    /// `[kernel, out, in]`: each tap's weights, contiguous, when the tap path applies.
-    taps: Option<Tensor>,
-    /// `[out, 1]`.
-    bias: Option<Tensor>,
+    /// `[kernel, out, in]`, contiguous, and the bias `[out]` (zeros without one), when the tap
+    /// path applies.
+    taps: Option<(Tensor, Tensor)>,
 }
 
 impl Conv1d {
     /// A convolution from its weight `[out, in / groups, kernel]`, optional bias `[out]` and
     /// geometry.
     pub fn new(weight: Tensor, bias: Option<Tensor>, cfg: Conv1dConfig) -> Self {
-        let tap_path = weight.device().is_cpu() && cfg.stride == 1 && cfg.groups == 1;
-        let taps = if tap_path { weight.permute((2, 0, 1)).and_then(|t| t.contiguous()).ok() } else { None };
-        let column = bias.as_ref().and_then(|b| b.unsqueeze(1).ok());
-        Conv1d { inner: candle_nn::Conv1d::new(weight, bias, cfg), taps, bias: column }
+        let tap_path = weight.device().is_cpu() && weight.dtype() == DType::F32 && cfg.stride == 1 && cfg.groups == 1;
+        let taps = tap_path
+            .then(|| {
+                let taps = weight.permute((2, 0, 1))?.contiguous()?;
+                let bias = match &bias {
+                    Some(b) => b.contiguous()?,
+                    None => Tensor::zeros(weight.dim(0)?, DType::F32, weight.device())?,
+                };
+                Ok::<_, candle_core::Error>((taps, bias))
+            })
+            .and_then(|r| r.ok());
+        Conv1d { inner: candle_nn::Conv1d::new(weight, bias, cfg), taps }
     }
 }
 
 impl Module for Conv1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let Some(taps) = self.taps.as_ref().filter(|_| x.dim(0).ok() == Some(1) && x.rank() == 3) else {
+        let Some((taps, bias)) = self.taps.as_ref().filter(|_| x.rank() == 3 && x.dtype() == DType::F32) else {
             return self.inner.forward(x);
         };
         let cfg = self.inner.config();
         let (kernel, _, c_in) = taps.dims3()?;
         let (_, channels, len) = x.dims3()?;
-        let span = cfg.dilation * (kernel - 1);
-        if channels != c_in || len + 2 * cfg.padding <= span {
+        if channels != c_in || len + 2 * cfg.padding <= cfg.dilation * (kernel - 1) {
             return self.inner.forward(x); // candle's own error message
         }
-        let out_len = len + 2 * cfg.padding - span;
-        let padded = x.squeeze(0)?.pad_with_zeros(1, cfg.padding, cfg.padding)?;
-        let mut y = taps.get(0)?.matmul(&padded.narrow(1, 0, out_len)?)?;
-        for t in 1..kernel {
-            y = (y + taps.get(t)?.matmul(&padded.narrow(1, t * cfg.dilation, out_len)?)?)?;
-        }
-        if let Some(bias) = &self.bias {
-            y = y.broadcast_add(bias)?;
-        }
-        y.unsqueeze(0)
+        tap_conv1d(&x.contiguous()?, taps, bias, cfg.padding, cfg.dilation)
     }
 }
 

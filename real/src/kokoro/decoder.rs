@@ -248,34 +248,17 @@ impl Excitation {
     }
 }
 
-/// Snake, `x + sin²(α·x) / α` with one α per channel (`AdaINResBlock1`'s `alpha1.k` / `alpha2.k`,
-/// `[1, channels, 1]`). 1/α is kept as PyTorch computes it, `reciprocal(α)`.
-#[derive(Debug, Clone)]
-struct Snake {
-    alpha: Tensor,
-    inv_alpha: Tensor,
-}
-
-impl Snake {
-    fn new(channels: usize, name: &str, vb: &VarBuilder) -> Result<Self> {
-        let alpha = vb.get((1, channels, 1), name)?;
-        Ok(Snake { inv_alpha: alpha.recip()?, alpha })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x + x.broadcast_mul(&self.alpha)?.sin()?.sqr()?.broadcast_mul(&self.inv_alpha)?
-    }
-}
-
 /// One of `AdaINResBlock1`'s three residual layers: AdaIN, Snake, a dilated convolution, AdaIN,
 /// Snake, a plain convolution.
 #[derive(Debug, Clone)]
 struct SnakeLayer {
     adain1: AdaIn1d,
-    snake1: Snake,
+    /// Snake's α, `[1, channels, 1]` (`alpha1.k`).
+    alpha1: Tensor,
     conv1: Conv1d,
     adain2: AdaIn1d,
-    snake2: Snake,
+    /// `alpha2.k`.
+    alpha2: Tensor,
     conv2: Conv1d,
 }
 
@@ -303,10 +286,10 @@ impl AdaInResBlock1 {
                 };
                 Ok(SnakeLayer {
                     adain1: AdaIn1d::new(style_dim, channels, vb.pp(format!("adain1.{k}")))?,
-                    snake1: Snake::new(channels, &format!("alpha1.{k}"), &vb)?,
+                    alpha1: vb.get((1, channels, 1), &format!("alpha1.{k}"))?,
                     conv1: conv("convs1", dilations[k])?,
                     adain2: AdaIn1d::new(style_dim, channels, vb.pp(format!("adain2.{k}")))?,
-                    snake2: Snake::new(channels, &format!("alpha2.{k}"), &vb)?,
+                    alpha2: vb.get((1, channels, 1), &format!("alpha2.{k}"))?,
                     conv2: conv("convs2", 1)?,
                 })
             })
@@ -317,8 +300,8 @@ impl AdaInResBlock1 {
     fn forward(&self, x: &Tensor, style: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for l in &self.layers {
-            let xt = l.conv1.forward(&l.snake1.forward(&l.adain1.forward(&x, style)?)?)?;
-            let xt = l.conv2.forward(&l.snake2.forward(&l.adain2.forward(&xt, style)?)?)?;
+            let xt = l.conv1.forward(&l.adain1.forward_snake(&x, style, &l.alpha1)?)?;
+            let xt = l.conv2.forward(&l.adain2.forward_snake(&xt, style, &l.alpha2)?)?;
             x = (xt + x)?;
         }
         Ok(x)

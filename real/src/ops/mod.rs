@@ -4,7 +4,10 @@
 //! Every op is built from whole-tensor candle operations (matrix products, convolutions,
 //! elementwise maps, gathers), so it runs on any candle device, CUDA included: no op loops over
 //! elements on the host. The LSTM loops over time steps, which a recurrence cannot avoid, but
-//! each step is one batched product for both directions.
+//! each step is one batched product for both directions. Two ops have a CPU kernel besides,
+//! because whole-tensor ops cost Kokoro's vocoder most of its CPU time in memory passes:
+//! [`tap_conv1d`] and the fused [`AdaIn1d::forward_snake`]; on other devices the same results
+//! come from whole-tensor ops.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -30,6 +33,8 @@
 //! - [`Stft`]: `torch.stft` / `torch.istft` with a periodic Hann window, `center=True`.
 //! - [`depthwise_conv_transpose_1d`], [`DepthwiseConvTranspose1d`]: `nn.ConvTranspose1d` with
 //!   `groups == channels`, without candle's loop over groups.
+//! - [`snake_1d`], [`AdaIn1d::forward_snake`]: iSTFTNet's Snake activation, alone or after AdaIN.
+//! - [`tap_conv1d`]: a stride-1 `nn.Conv1d` on the CPU as one accumulating product per tap.
 //! - [`fold_weight_norm`], [`weight_norm_weight`]: `torch.nn.utils.weight_norm`'s
 //!   `weight_g` / `weight_v` folded into one weight.
 
@@ -40,15 +45,17 @@ mod lstm;
 mod norm;
 mod pad;
 mod stft;
+mod tap_conv;
 mod weight_norm;
 
 pub use atan2::atan2;
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
 pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
 pub use lstm::BiLstm;
-pub use norm::{instance_norm_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
+pub use norm::{instance_norm_1d, snake_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
 pub use pad::reflect_pad_1d;
 pub use stft::Stft;
+pub use tap_conv::tap_conv1d;
 pub use weight_norm::{fold_weight_norm, weight_norm_weight};
 
 /// Half-precision inputs are computed in f32: these ops sum many terms (norms, DFTs) or need
@@ -59,4 +66,16 @@ fn compute_dtype(dtype: candle_core::DType) -> candle_core::DType {
         DType::F16 | DType::BF16 => DType::F32,
         other => other,
     }
+}
+
+/// The values of a contiguous f32 CPU tensor, for the CPU kernels of custom ops; `op` names the
+/// op in the error.
+pub(crate) fn cpu_f32<'a>(
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let candle_core::CpuStorage::F32(data) = storage else { candle_core::bail!("{op}: f32 inputs only") };
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{op}: contiguous inputs only") };
+    Ok(&data[start..end])
 }

@@ -1,0 +1,126 @@
+//! A stride-1, ungrouped 1-D convolution on the CPU as one accumulating matrix product per
+//! kernel tap: output column j gets Σₜ Wₜ · x[:, j + t·dilation − padding]. Each tap's product
+//! reads the input in place at a column offset (the zero padding is the columns a tap skips),
+//! and adds into the output, which starts as the bias: no im2col buffer, no padded copy, and no
+//! elementwise pass per tap. The output's columns are split into one stripe per rayon thread.
+//!
+//! The products are OpenBLAS's `sgemm` with the `openblas` feature and the `gemm` crate (the one
+//! candle uses) otherwise, both with β = 1, which candle's `matmul` does not expose.
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu_f32;
+
+/// Output columns per rayon task at least: narrower products waste the micro-kernel.
+const MIN_COLS: usize = 256;
+
+/// `F.conv1d(x, weight, bias, stride=1, padding, dilation)` on the CPU for contiguous f32
+/// `x` `(batch, in, length)`, with the weight laid out tap-first, `taps` `[kernel, out, in]`
+/// (`weight.permute(2, 0, 1)`), and `bias` `[out]`. Returns `(batch, out, length + 2·padding −
+/// dilation·(kernel − 1))`.
+pub fn tap_conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, padding: usize, dilation: usize) -> Result<Tensor> {
+    x.apply_op3_no_bwd(taps, bias, &TapConv { padding, dilation })
+}
+
+struct TapConv {
+    padding: usize,
+    dilation: usize,
+}
+
+impl CustomOp3 for TapConv {
+    fn name(&self) -> &'static str {
+        "tap-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        b: &CpuStorage,
+        b_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = self.name();
+        let (x, w, b) = (cpu_f32(x, x_l, op)?, cpu_f32(w, w_l, op)?, cpu_f32(b, b_l, op)?);
+        let &[batch, c_in, len] = x_l.dims() else { bail!("tap-conv1d: x must be (batch, in, length)") };
+        let &[kernel, c_out, c_in2] = w_l.dims() else { bail!("tap-conv1d: taps must be [kernel, out, in]") };
+        if c_in != c_in2 || b.len() != c_out || kernel == 0 {
+            bail!("tap-conv1d: x {:?}, taps {:?} and bias {:?} do not fit", x_l.dims(), w_l.dims(), b_l.dims());
+        }
+        let span = self.dilation * (kernel - 1);
+        let Some(out_len) = (len + 2 * self.padding).checked_sub(span).filter(|&n| n > 0) else {
+            bail!("tap-conv1d: {len} samples padded by {} are shorter than the kernel's span {span}", self.padding)
+        };
+        let mut y = Vec::with_capacity(batch * c_out * out_len);
+        for _ in 0..batch {
+            for &bias in b {
+                y.extend(std::iter::repeat_n(bias, out_len));
+            }
+        }
+        let threads = rayon::current_num_threads();
+        let cols = out_len.div_ceil(threads).max(MIN_COLS);
+        let stripes: Vec<(usize, usize)> =
+            (0..batch).flat_map(|n| (0..out_len).step_by(cols).map(move |s| (n, s))).collect();
+        let y_ptr = y.as_mut_ptr() as usize;
+        stripes.par_iter().for_each(|&(n, start)| {
+            let end = (start + cols).min(out_len);
+            let x = &x[n * c_in * len..(n + 1) * c_in * len];
+            for t in 0..kernel {
+                // Output column j reads input column j + shift; the columns outside the input
+                // read the zero padding and get nothing from this tap.
+                let shift = (t * self.dilation) as isize - self.padding as isize;
+                let first = start.max((-shift).max(0) as usize);
+                let last = end.min((len as isize - shift).max(0) as usize);
+                if first >= last {
+                    continue;
+                }
+                let x_col = (first as isize + shift) as usize;
+                // SAFETY: the tap's weights are c_out × c_in at t·c_out·c_in; the input block is
+                // c_in rows of `len` from column x_col, and x_col + (last − first) ≤ len; the
+                // output block is this task's own columns first..last (within start..end) of
+                // batch entry n's c_out rows of out_len, which no other task writes.
+                unsafe {
+                    let y = (y_ptr as *mut f32).add(n * c_out * out_len + first);
+                    let w = w.as_ptr().add(t * c_out * c_in);
+                    add_product(c_out, last - first, c_in, w, x.as_ptr().add(x_col), len, y, out_len);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((batch, c_out, out_len))))
+    }
+}
+
+/// Row-major c (m×n, leading dimension ldc) += a (m×k, contiguous) · b (k×n, leading dimension
+/// ldb), on the calling thread.
+///
+/// # Safety
+/// The pointers must hold the matrices the sizes and leading dimensions describe.
+#[allow(clippy::too_many_arguments)]
+unsafe fn add_product(m: usize, n: usize, k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+    #[cfg(feature = "openblas")]
+    crate::blas::sgemm_accumulate(m, n, k, a, k, b, ldb, c, ldc);
+    #[cfg(not(feature = "openblas"))]
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        ldc as isize,
+        true,
+        a,
+        1,
+        k as isize,
+        b,
+        1,
+        ldb as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
