@@ -24,14 +24,15 @@ use vortex_real::executor::CancelToken;
 use vortex_real::kokoro::g2p::G2p;
 use vortex_real::kokoro::pipeline::KokoroPipeline;
 
-/// About 45 seconds of speech (119 words).
+/// About 45 seconds of speech (140 words).
 const SCRIPT: &str = "Good evening, and welcome to the six o'clock news. The city council voted on Tuesday \
     to expand the riverside park, adding new walking paths, a library branch and more than two hundred trees \
     along the eastern bank. Work is expected to begin next spring and to last about eighteen months. \
     Meanwhile, forecasters warn that a band of heavy rain will move across the region overnight, bringing \
     strong winds and the risk of local flooding, so drivers are urged to take extra care on the morning \
     commute. In sport, the home side secured a narrow victory in the final minutes, lifting them to third \
-    place in the league. That is all for now. We will be back with more news at ten.";
+    place in the league. Tomorrow will be dry and bright in most places, with temperatures rising to around \
+    twenty degrees by the afternoon. That is all for now. We will be back with more news at ten.";
 
 const VOICE: &str = "af_heart";
 const SAMPLE_RATE: f64 = 24_000.;

@@ -8,6 +8,7 @@ only inputs, outputs and the generator's parameters.
   x_i     = splitmix64(h + i)                      (wrapping 64-bit arithmetic)
   u_i     = (x_i >> 11) * 2^-53 * 2 - 1            in [-1, 1), exact in f64
   value_i = 1 + GAIN * u_i                         rank-1 tensors named ...weight or ...scale (norm gains)
+                                                   or ...running_var (batch norm variances: positive)
             BIAS * u_i                             other rank-1 tensors (biases, class embeddings)
             u_i * sqrt(3 / fan_in)                 rank >= 2, fan_in = product of all dims but the first
   then rounded to f32 (round to nearest), as both sides do.
@@ -47,7 +48,7 @@ def tensor(seed: int, name: str, shape) -> np.ndarray:
     n = int(np.prod(shape)) if shape else 1
     u = uniform(seed, name, n)
     if len(shape) == 1:
-        if name.endswith("weight") or name.endswith("scale"):
+        if name.endswith("weight") or name.endswith("scale") or name.endswith("running_var"):
             v = 1.0 + GAIN * u
         else:
             v = BIAS * u

@@ -42,6 +42,7 @@ pub mod fuzzing;
 pub mod gguf;
 pub mod hf;
 pub mod kokoro;
+pub mod liveportrait;
 pub mod loading;
 pub mod media;
 pub mod models;

@@ -3,8 +3,8 @@
 //! very same weights and the parity fixtures commit no weights at all. The rules:
 //!
 //! - `h = fnv1a64(name) ^ seed`, `x_i = splitmix64(h + i)`, `u_i = (x_i >> 11) · 2⁻⁵³ · 2 − 1`
-//! - rank-1 tensors named `…weight` or `…scale` (norm gains): `1 + 0.1 u`; other rank-1 tensors
-//!   (biases): `0.1 u`; rank ≥ 2: `u · √(3 / fan_in)` with `fan_in` the product of all dims but
+//! - rank-1 tensors named `…weight` or `…scale` (norm gains) or `…running_var` (batch norm's
+//!   variances, which must be positive): `1 + 0.1 u`; other rank-1 tensors (biases): `0.1 u`; rank ≥ 2: `u · √(3 / fan_in)` with `fan_in` the product of all dims but
 //!   the first; computed in f64, rounded to f32.
 //!
 //! Test binaries and benches (`benches/clip_cpu.rs` includes this file) each use a part of it.
@@ -38,7 +38,7 @@ pub fn values(seed: u64, name: &str, dims: &[usize]) -> Vec<f32> {
     let h = fnv1a64(name) ^ seed;
     let n: usize = dims.iter().product();
     let scale = if dims.len() >= 2 { (3.0 / dims[1..].iter().product::<usize>() as f64).sqrt() } else { 0.0 };
-    let gain = name.ends_with("weight") || name.ends_with("scale");
+    let gain = name.ends_with("weight") || name.ends_with("scale") || name.ends_with("running_var");
     (0..n as u64)
         .map(|i| {
             let u = (splitmix64(h.wrapping_add(i)) >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0;
@@ -50,6 +50,20 @@ pub fn values(seed: u64, name: &str, dims: &[usize]) -> Vec<f32> {
             v as f32
         })
         .collect()
+}
+
+/// A tensor of the counter generator's uniform values scaled to `[low, high)`, as
+/// `tools/liveportrait_fixture_common.py`'s `counter_input` makes fixture inputs.
+pub fn uniform_input(seed: u64, name: &str, dims: &[usize], low: f64, high: f64) -> Tensor {
+    let h = fnv1a64(name) ^ seed;
+    let n: usize = dims.iter().product();
+    let v: Vec<f32> = (0..n as u64)
+        .map(|i| {
+            let u = (splitmix64(h.wrapping_add(i)) >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0;
+            (low + (u + 1.0) / 2.0 * (high - low)) as f32
+        })
+        .collect();
+    Tensor::from_vec(v, dims, &Device::Cpu).expect("the shape holds the values")
 }
 
 /// A candle weights backend that makes every tensor a model asks for from the counter generator

@@ -286,3 +286,27 @@ pub fn assert_finite(t: &candle_core::Tensor, what: &str) {
     let bad = values.iter().filter(|v| !v.is_finite()).count();
     assert!(bad == 0, "{what}: {bad} of {} values are not finite", values.len());
 }
+
+/// A sampled output of a fixture written by `tools/liveportrait_fixture_common.py`'s `sampled`:
+/// `name.shape`, `name.index` (flat indices) and `name.values`. Returns the largest
+/// |ours − theirs| / max(1, |theirs|) over those elements after checking the full shape and that
+/// every sampled element of ours is finite.
+#[track_caller]
+pub fn sampled_error(
+    fixture: &std::collections::HashMap<String, candle_core::Tensor>,
+    name: &str,
+    ours: &candle_core::Tensor,
+) -> f32 {
+    let get = |suffix: &str| {
+        fixture.get(&format!("{name}.{suffix}")).unwrap_or_else(|| panic!("the fixture has no {name}.{suffix}"))
+    };
+    let shape: Vec<usize> = get("shape").to_vec1::<i64>().unwrap().iter().map(|&d| d as usize).collect();
+    assert_eq!(ours.dims(), shape, "{name}: shape");
+    let index = get("index").to_dtype(candle_core::DType::U32).unwrap();
+    let got = ours.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().index_select(&index, 0).unwrap();
+    let (got, want) = (got.to_vec1::<f32>().unwrap(), get("values").to_vec1::<f32>().unwrap());
+    got.iter().zip(&want).fold(0f32, |worst, (g, w)| {
+        assert!(g.is_finite(), "{name}: {g} where PyTorch has {w}");
+        worst.max((g - w).abs() / w.abs().max(1.))
+    })
+}
