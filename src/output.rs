@@ -70,12 +70,20 @@ impl OutputFile {
     /// Writes `contents` to a temporary file in the same folder, then renames it over the path.
     /// The path is checked again first: it may have changed since [`check`](OutputFile::check).
     pub fn write(&self, contents: &[u8]) -> Result<(), OutputError> {
+        self.write_with(|file| file.write_all(contents))
+    }
+
+    /// [`write`](OutputFile::write) for contents too large to hold in memory: `fill` streams them
+    /// into the temporary file (buffered), which is renamed over the path only if it succeeds.
+    pub fn write_with(&self, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), OutputError> {
         self.check_kind()?;
         let tmp = self.temp_path()?;
         let written = (|| {
             // create_new: never follow or reuse something planted at the temporary name.
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            file.write_all(contents)?;
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut buffered = std::io::BufWriter::new(file);
+            fill(&mut buffered)?;
+            let file = buffered.into_inner().map_err(std::io::IntoInnerError::into_error)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         })();

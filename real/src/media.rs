@@ -3,7 +3,7 @@
 /// An RGB image, 8 bits per channel.
 pub type Frame = image::RgbImage;
 
-/// A video: frames at a frame rate. Produced by the video stage (LivePortrait, not built yet).
+/// A video: frames at a frame rate, as the video stage (LivePortrait) makes it.
 #[derive(Debug, Clone)]
 pub struct Video {
     /// Frames in order.
@@ -152,6 +152,64 @@ pub fn wav_16bit(samples: &[f32], sample_rate: u32) -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// Writes a video as YUV4MPEG2 (`.y4m`, which ffmpeg, mpv and VLC play): 4:2:0 chroma
+/// (`C420jpeg`, each chroma sample the mean of a 2 × 2 block), full-range BT.601 colours, the
+/// frame rate as a fraction of integers (24 fps → `F24:1`). Frames must share one size.
+pub fn write_y4m(out: &mut dyn std::io::Write, video: &Video) -> std::io::Result<()> {
+    let Some(first) = video.frames.first() else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a video without frames"));
+    };
+    let (w, h) = first.dimensions();
+    if video.frames.iter().any(|f| f.dimensions() != (w, h)) || !(video.fps.is_finite() && video.fps > 0.0) {
+        let reason = format!("frames of differing sizes, or a frame rate of {}", video.fps);
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, reason));
+    }
+    // Rates like 23.976 keep three decimals.
+    let (num, den) = ((video.fps * 1000.0).round() as u64, 1000u64);
+    let g = gcd(num, den);
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F{}:{} Ip A1:1 C420jpeg", num / g, den / g)?;
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut plane = Vec::with_capacity((w * h) as usize);
+    for frame in &video.frames {
+        out.write_all(b"FRAME\n")?;
+        plane.clear();
+        plane.extend(frame.pixels().map(|p| {
+            let [r, g, b] = p.0.map(f32::from);
+            (0.299 * r + 0.587 * g + 0.114 * b).round().clamp(0.0, 255.0) as u8
+        }));
+        out.write_all(&plane)?;
+        for (kr, kg, kb) in [(-0.168_736, -0.331_264, 0.5), (0.5, -0.418_688, -0.081_312)] {
+            plane.clear();
+            for cy in 0..ch {
+                for cx in 0..cw {
+                    let mut sum = 0.0f32;
+                    let mut n = 0.0f32;
+                    for (x, y) in
+                        [(2 * cx, 2 * cy), (2 * cx + 1, 2 * cy), (2 * cx, 2 * cy + 1), (2 * cx + 1, 2 * cy + 1)]
+                    {
+                        if x < w && y < h {
+                            let [r, g, b] = frame.get_pixel(x, y).0.map(f32::from);
+                            sum += kr * r + kg * g + kb * b;
+                            n += 1.0;
+                        }
+                    }
+                    plane.push((128.0 + sum / n).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            out.write_all(&plane)?;
+        }
+    }
+    Ok(())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +221,30 @@ mod tests {
         assert_eq!(video.keyframe_indices(1), [50]);
         let short = Video { frames: vec![Frame::new(1, 1); 3], fps: 25.0 };
         assert_eq!(short.keyframe_indices(5), [0, 1, 2]);
+    }
+
+    #[test]
+    fn y4m_has_a_header_and_420_planes_of_the_right_colours() {
+        let red = Frame::from_pixel(4, 2, image::Rgb([255, 0, 0]));
+        let video = Video { frames: vec![red.clone(), red], fps: 24.0 };
+        let mut bytes = Vec::new();
+        write_y4m(&mut bytes, &video).unwrap();
+        let header = b"YUV4MPEG2 W4 H2 F24:1 Ip A1:1 C420jpeg\n";
+        assert!(bytes.starts_with(header));
+        let frame = 6 + 4 * 2 + 2 * (2 * 1);
+        assert_eq!(bytes.len(), header.len() + 2 * frame);
+        let body = &bytes[header.len()..];
+        assert_eq!(&body[..6], b"FRAME\n");
+        // Full-range BT.601 red: Y 76, Cb 85, Cr 255.
+        assert_eq!(&body[6..14], [76; 8]);
+        assert_eq!(&body[14..16], [85, 85]);
+        assert_eq!(&body[16..18], [255, 255]);
+        let mut odd = Vec::new();
+        write_y4m(&mut odd, &Video { frames: vec![Frame::new(3, 3)], fps: 23.976 }).unwrap();
+        assert!(odd.starts_with(b"YUV4MPEG2 W3 H3 F2997:125 "), "{}", String::from_utf8_lossy(&odd[..40]));
+        assert_eq!(odd.len(), "YUV4MPEG2 W3 H3 F2997:125 Ip A1:1 C420jpeg\n".len() + 6 + 9 + 2 * 4);
+        assert!(write_y4m(&mut Vec::new(), &Video { frames: vec![], fps: 24.0 }).is_err());
+        let mixed = Video { frames: vec![Frame::new(2, 2), Frame::new(4, 2)], fps: 24.0 };
+        assert!(write_y4m(&mut Vec::new(), &mixed).is_err());
     }
 }
