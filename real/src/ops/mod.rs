@@ -1,5 +1,6 @@
 //! Tensor operations that candle 0.11 lacks and Kokoro-82M (StyleTTS 2 with an iSTFTNet vocoder)
-//! needs, each with PyTorch's semantics and checked against PyTorch in `real/tests/kokoro_ops.rs`.
+//! or LivePortrait need, each with PyTorch's semantics and checked against PyTorch in
+//! `real/tests/kokoro_ops.rs` and `real/tests/liveportrait_ops.rs`.
 //!
 //! Every op is built from whole-tensor candle operations (matrix products, convolutions,
 //! elementwise maps, gathers), so it runs on any candle device, CUDA included: no op loops over
@@ -37,23 +38,33 @@
 //! - [`tap_conv1d`]: a stride-1 `nn.Conv1d` on the CPU as one accumulating product per tap.
 //! - [`fold_weight_norm`], [`weight_norm_weight`]: `torch.nn.utils.weight_norm`'s
 //!   `weight_g` / `weight_v` folded into one weight.
+//!
+//! LivePortrait's:
+//!
+//! - [`instance_norm_2d`]: `nn.InstanceNorm2d` without affine parameters.
+//! - [`BatchNorm`], [`BATCH_NORM_EPS`]: `nn.BatchNorm2d` / `nn.BatchNorm3d` in inference.
+//! - [`spectral_norm_weight`]: `torch.nn.utils.spectral_norm`'s weight in `eval()`.
 
 mod atan2;
+mod batch_norm;
 mod conv;
 mod interpolate;
 mod lstm;
 mod norm;
 mod pad;
+mod spectral_norm;
 mod stft;
 mod tap_conv;
 mod weight_norm;
 
 pub use atan2::atan2;
+pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
 pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
 pub use lstm::BiLstm;
-pub use norm::{instance_norm_1d, snake_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
+pub use norm::{instance_norm_1d, instance_norm_2d, snake_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
 pub use pad::reflect_pad_1d;
+pub use spectral_norm::spectral_norm_weight;
 pub use stft::Stft;
 pub use tap_conv::tap_conv1d;
 pub use weight_norm::{fold_weight_norm, weight_norm_weight};

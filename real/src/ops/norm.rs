@@ -1,5 +1,6 @@
 //! Instance normalisation and StyleTTS 2's adaptive instance normalisation, on
-//! `(batch, channels, length)` tensors.
+//! `(batch, channels, length)` tensors, and LivePortrait's `nn.InstanceNorm2d` on
+//! `(batch, channels, height, width)` ones.
 
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
@@ -37,6 +38,20 @@ pub fn instance_norm_1d(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tenso
         }
     }
     y.to_dtype(dtype)
+}
+
+/// `nn.InstanceNorm2d(affine=False)` (`F.instance_norm` without running statistics) for x
+/// `(batch, channels, height, width)`: each (batch, channel) plane normalised over its height ×
+/// width, which is [`instance_norm_1d`] over the flattened plane.
+///
+/// At least two pixels per plane are needed, as in PyTorch, which refuses one.
+pub fn instance_norm_2d(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let (batch, channels, height, width) =
+        x.dims4().map_err(|e| e.context("instance norm 2d wants (batch, channels, height, width)"))?;
+    if height * width < 2 {
+        bail!("instance norm 2d needs at least 2 pixels per plane to normalise over, got shape {:?}", x.dims());
+    }
+    instance_norm_1d(&x.reshape((batch, channels, height * width))?, None, None, eps)?.reshape(x.shape())
 }
 
 /// `nn.InstanceNorm1d` in inference: per-channel `weight` and `bias` when affine.
