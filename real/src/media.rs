@@ -231,7 +231,7 @@ mod tests {
         write_y4m(&mut bytes, &video).unwrap();
         let header = b"YUV4MPEG2 W4 H2 F24:1 Ip A1:1 C420jpeg\n";
         assert!(bytes.starts_with(header));
-        let frame = 6 + 4 * 2 + 2 * (2 * 1);
+        let frame = 6 + 4 * 2 + 2 * 2;
         assert_eq!(bytes.len(), header.len() + 2 * frame);
         let body = &bytes[header.len()..];
         assert_eq!(&body[..6], b"FRAME\n");
