@@ -304,6 +304,44 @@ pub fn fit_to_context(ids: &mut Vec<u32>, context: usize) -> bool {
     true
 }
 
+/// Reads a PyTorch checkpoint (`.pth`, a pickle in a zip) into f32 tensors on the CPU: each
+/// of `parts` is a key of the checkpoint's top-level dict holding a state dict (its tensors are
+/// named `part.name`), or `None` for a checkpoint that is itself a state dict. `module.`
+/// prefixes (left by `DataParallel`) are removed; a file over `max_bytes`, a part with no
+/// tensors, a non-finite value or a malformed pickle is an error naming the file and the part.
+pub fn read_pth(
+    model: &str,
+    path: &Path,
+    parts: &[Option<&str>],
+    max_bytes: u64,
+    published: &'static str,
+) -> Result<std::collections::HashMap<String, candle_core::Tensor>, LoadError> {
+    let err = |reason: String| LoadError::file(model, path, reason, published);
+    let (_, len) = open_regular(path, "a weights file").map_err(&err)?;
+    if len > max_bytes {
+        return Err(err(format!("{len} bytes, more than the {max_bytes} this checkpoint may have")));
+    }
+    let mut tensors = std::collections::HashMap::new();
+    for &part in parts {
+        let shown = part.map_or("the top level".to_string(), |p| format!("part {p:?}"));
+        // candle's pickle reader was written for trusted checkpoints: contain a panic as an error.
+        let read = std::panic::catch_unwind(|| candle_core::pickle::read_all_with_key(path, part))
+            .map_err(|_| err(format!("a malformed PyTorch checkpoint (reading {shown})")))?
+            .map_err(|e| err(format!("cannot read {shown}: {}", quote(e))))?;
+        if read.is_empty() {
+            let parts: Vec<_> = parts.iter().map(|p| p.unwrap_or("(top level)")).collect();
+            return Err(err(format!("no tensors in {shown}: not a {model} checkpoint (a dict of {parts:?})")));
+        }
+        for (name, tensor) in read {
+            let name = name.strip_prefix("module.").unwrap_or(&name);
+            let full = part.map_or(name.to_string(), |p| format!("{p}.{name}"));
+            crate::executor::ensure_finite(&tensor, &full).map_err(|e| err(e.to_string()))?;
+            tensors.insert(full, tensor.to_dtype(DType::F32).map_err(|e| err(e.to_string()))?);
+        }
+    }
+    Ok(tensors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

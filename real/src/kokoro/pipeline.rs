@@ -15,7 +15,7 @@ use super::model::{input_error, Config, Kokoro, SAMPLE_RATE};
 use super::voices::Voices;
 use crate::config::KokoroModelConfig;
 use crate::executor::{CancelToken, ModelError};
-use crate::loading::{mmap_safetensors, open_regular, quote};
+use crate::loading::{mmap_safetensors, open_regular, quote, read_pth};
 use crate::weights::WeightsFile;
 use crate::LoadError;
 
@@ -210,26 +210,8 @@ pub fn weights_var_builder(path: &Path, device: &Device) -> Result<VarBuilder<'s
         let (vb, _) = mmap_safetensors("kokoro", &[path], DType::F32, device, PUBLISHED)?;
         return Ok(vb);
     }
-    let err = |reason: String| LoadError::file("kokoro", path, reason, PUBLISHED);
-    let (_, len) = open_regular(path, "a weights file").map_err(&err)?;
-    if len > MAX_PTH_BYTES {
-        return Err(err(format!("{len} bytes, more than the {MAX_PTH_BYTES} a Kokoro checkpoint may have")));
-    }
-    let mut tensors = std::collections::HashMap::new();
-    for part in PARTS {
-        // candle's pickle reader was written for trusted checkpoints: contain a panic as an error.
-        let read = std::panic::catch_unwind(|| candle_core::pickle::read_all_with_key(path, Some(part)))
-            .map_err(|_| err(format!("a malformed PyTorch checkpoint (reading part {part:?})")))?
-            .map_err(|e| err(format!("cannot read part {part:?}: {}", quote(e))))?;
-        if read.is_empty() {
-            return Err(err(format!("no tensors under {part:?}: not a Kokoro checkpoint (a dict of {PARTS:?})")));
-        }
-        for (name, tensor) in read {
-            let name = name.strip_prefix("module.").unwrap_or(&name);
-            crate::executor::ensure_finite(&tensor, name).map_err(|e| err(format!("{part}.{e}")))?;
-            tensors.insert(format!("{part}.{name}"), tensor.to_dtype(DType::F32).map_err(|e| err(e.to_string()))?);
-        }
-    }
+    let parts = PARTS.map(Some);
+    let tensors = read_pth("kokoro", path, &parts, MAX_PTH_BYTES, PUBLISHED)?;
     Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
 }
 

@@ -15,3 +15,5 @@
 //! Besides the networks, [`driver`] turns the slot's audio into each frame's motion targets.
 
 pub mod driver;
+pub mod keypoints;
+pub mod stitching;
