@@ -16,9 +16,19 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use vortex_real::ops::{instance_norm_2d, spectral_norm_weight, BatchNorm, BATCH_NORM_EPS};
+use vortex_real::ops::{conv3d, instance_norm_2d, spectral_norm_weight, BatchNorm, Conv3d, BATCH_NORM_EPS};
+
+use common::counter::{uniform_input, CounterWeights};
 
 const TOLERANCE: f32 = 1e-4;
+
+/// The counter generator's seed of the LivePortrait-sized cases (`SEED` in the fixture script).
+const SEED: u64 = 11;
+
+/// Counter weights under `prefix`, as the fixture script's `fill_counter(module, SEED, prefix)`.
+fn counter_vb(prefix: &str) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(CounterWeights { seed: SEED }), DType::F32, Device::Cpu).pp(prefix)
+}
 
 fn fixture() -> &'static HashMap<String, Tensor> {
     static FIXTURE: OnceLock<HashMap<String, Tensor>> = OnceLock::new();
@@ -45,6 +55,13 @@ fn vb(prefix: &str) -> VarBuilder<'static> {
 fn check(got: &Tensor, want: &Tensor, what: &str, tolerance: f32) -> f32 {
     let err = common::relative_error(got, want);
     eprintln!("{what}: max error {err:.2e}");
+    assert!(err <= tolerance, "{what}: differs from PyTorch by {err:e} (tolerance {tolerance:e})");
+    err
+}
+
+fn check_sampled(got: &Tensor, name: &str, what: &str, tolerance: f32) -> f32 {
+    let err = common::sampled_error(fixture(), name, got);
+    eprintln!("{what}: max error {err:.2e} over the sampled elements");
     assert!(err <= tolerance, "{what}: differs from PyTorch by {err:e} (tolerance {tolerance:e})");
     err
 }
@@ -115,4 +132,63 @@ fn spectral_norm_weight_matches_pytorch_in_eval() {
     let msg =
         err_text(spectral_norm_weight(&VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), (6, 4, 3, 3)));
     assert!(msg.contains("weight_v"), "{msg}");
+}
+
+/// The fixture's conv3d cases: (name, in, out, kernel, padding).
+const CONV3D_CASES: [(&str, usize, usize, usize, usize); 5] =
+    [("k1", 3, 5, 1, 0), ("k3", 4, 3, 3, 1), ("k3_p0", 2, 3, 3, 0), ("k7", 3, 2, 7, 3), ("k7_small", 2, 2, 7, 3)];
+
+#[test]
+fn conv3d_matches_pytorch() {
+    for (name, c_in, c_out, kernel, padding) in CONV3D_CASES {
+        let conv = conv3d(c_in, c_out, kernel, padding, vb(&format!("conv3d.{name}"))).unwrap();
+        let (x, want) = (t(&format!("conv3d.{name}.x")), t(&format!("conv3d.{name}.y")));
+        check(&conv.forward(&x).unwrap(), &want, &format!("conv3d {name}, CPU taps"), TOLERANCE);
+        // The whole-tensor path (other devices) is the one f64 takes on the CPU.
+        let slices = conv.forward(&x.to_dtype(DType::F64).unwrap()).unwrap().to_dtype(DType::F32).unwrap();
+        check(&slices, &want, &format!("conv3d {name}, conv2d per depth tap"), TOLERANCE);
+        // Without a bias, through Conv3d::new.
+        let bias = t(&format!("conv3d.{name}.bias")).reshape((1, c_out, 1, 1, 1)).unwrap();
+        let plain = Conv3d::new(conv.weight().clone(), None, padding);
+        let got = plain.forward(&x).unwrap().broadcast_add(&bias).unwrap();
+        check(&got, &want, &format!("conv3d {name}, no bias"), TOLERANCE);
+    }
+    // A ResBlock3d-sized 3×3×3 convolution (32 channels over 16×32×32), on counter weights.
+    let conv = conv3d(32, 32, 3, 1, counter_vb("conv3d.res")).unwrap();
+    let x = uniform_input(SEED, "conv3d.res.x", &[1, 32, 16, 32, 32], -1., 1.);
+    check_sampled(&conv.forward(&x).unwrap(), "conv3d.res.y", "conv3d 32→32, 3×3×3 over 16×32×32", TOLERANCE);
+}
+
+#[test]
+fn conv3d_refuses_bad_shapes() {
+    let conv = conv3d(3, 2, 7, 3, vb("conv3d.k7")).unwrap();
+    let x = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+    let msg = err_text(conv.forward(&x(&[1, 4, 5, 5, 5])));
+    assert!(msg.contains("3 input channels") && msg.contains("[1, 4, 5, 5, 5]"), "{msg}");
+    assert!(err_text(conv.forward(&x(&[3, 5, 5, 5]))).contains("(batch, 3, depth, height, width)"));
+    let tight = conv3d(2, 3, 3, 0, vb("conv3d.k3_p0")).unwrap();
+    let msg = err_text(tight.forward(&x(&[1, 2, 4, 2, 7])));
+    assert!(msg.contains("smaller than the kernel 3"), "{msg}");
+    let flat = Conv3d::new(x(&[2, 3, 3, 3]), None, 1);
+    assert!(err_text(flat.forward(&x(&[1, 3, 4, 4, 4]))).contains("expected [out, in, k, k, k]"));
+    let oblong = Conv3d::new(x(&[2, 3, 3, 3, 1]), None, 1);
+    assert!(err_text(oblong.forward(&x(&[1, 3, 4, 4, 4]))).contains("cubic"));
+    let bad_bias = Conv3d::new(x(&[2, 3, 3, 3, 3]), Some(x(&[3])), 1);
+    assert!(err_text(bad_bias.forward(&x(&[1, 3, 4, 4, 4]))).contains("bias has shape [3], expected [2]"));
+    assert!(err_text(conv3d(3, 2, 5, 2, vb("conv3d.k7"))).contains("weight"));
+}
+
+/// The dense motion network's `mask` convolution at full size (137 → 22 channels, 7×7×7, padding
+/// 3 over 16×64×64, about 135 GFLOP): parity on the sampled fixture, and its CPU time. Ignored
+/// by default, since a debug build takes minutes; run it with
+/// `cargo test -p vortex-real --release --test liveportrait_ops -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conv3d_at_the_dense_motion_size() {
+    let conv = conv3d(137, 22, 7, 3, counter_vb("conv3d.mask")).unwrap();
+    let x = uniform_input(SEED, "conv3d.mask.x", &[1, 137, 16, 64, 64], -1., 1.);
+    let start = std::time::Instant::now();
+    let y = conv.forward(&x).unwrap();
+    eprintln!("conv3d 137→22, 7×7×7 over 16×64×64: {:.2} s on the CPU", start.elapsed().as_secs_f64());
+    check_sampled(&y, "conv3d.mask.y", "conv3d 137→22, 7×7×7 over 16×64×64", TOLERANCE);
 }

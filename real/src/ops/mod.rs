@@ -44,10 +44,13 @@
 //! - [`instance_norm_2d`]: `nn.InstanceNorm2d` without affine parameters.
 //! - [`BatchNorm`], [`BATCH_NORM_EPS`]: `nn.BatchNorm2d` / `nn.BatchNorm3d` in inference.
 //! - [`spectral_norm_weight`]: `torch.nn.utils.spectral_norm`'s weight in `eval()`.
+//! - [`Conv3d`], [`conv3d`]: a stride-1 `nn.Conv3d` with a cubic kernel; on the CPU a tap
+//!   convolution like [`tap_conv1d`] over the padded, flattened volume.
 
 mod atan2;
 mod batch_norm;
 mod conv;
+mod conv3d;
 mod interpolate;
 mod lstm;
 mod norm;
@@ -60,6 +63,7 @@ mod weight_norm;
 pub use atan2::atan2;
 pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
+pub use conv3d::{conv3d, Conv3d};
 pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
 pub use lstm::BiLstm;
 pub use norm::{instance_norm_1d, instance_norm_2d, snake_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};

@@ -1,8 +1,14 @@
-//! A stride-1, ungrouped 1-D convolution on the CPU as one accumulating matrix product per
-//! kernel tap: output column j gets Σₜ Wₜ · x[:, j + t·dilation − padding]. Each tap's product
-//! reads the input in place at a column offset (the zero padding is the columns a tap skips),
-//! and adds into the output, which starts as the bias: no im2col buffer, no padded copy, and no
-//! elementwise pass per tap. The output's columns are split into one stripe per rayon thread.
+//! Stride-1, ungrouped convolutions on the CPU as one accumulating matrix product per kernel
+//! tap. The input is `(batch, in, length)` with its spatial dimensions flattened into columns;
+//! each tap t has a column shift sₜ, and output column j gets Σₜ Wₜ · x[:, j + sₜ]. Each tap's
+//! product reads the input in place at its shift (columns outside the input are zeros, which a
+//! tap skips), and adds into the output, which starts as the bias: no im2col buffer and no
+//! elementwise pass per tap. The output's columns are split into stripes spread over rayon's
+//! threads.
+//!
+//! A 1-D convolution has shifts t·dilation − padding ([`tap_conv1d`]). A 3-D one
+//! (`ops::Conv3d`) zero-pads the volume, flattens it to columns, and has shifts
+//! td·Hp·Wp + th·Wp + tw; the output is computed over the padded grid and cropped.
 //!
 //! The products are OpenBLAS's `sgemm` with the `openblas` feature and the `gemm` crate (the one
 //! candle uses) otherwise, both with β = 1, which candle's `matmul` does not expose.
@@ -20,17 +26,35 @@ const MIN_COLS: usize = 256;
 /// (`weight.permute(2, 0, 1)`), and `bias` `[out]`. Returns `(batch, out, length + 2·padding −
 /// dilation·(kernel − 1))`.
 pub fn tap_conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, padding: usize, dilation: usize) -> Result<Tensor> {
-    x.apply_op3_no_bwd(taps, bias, &TapConv { padding, dilation })
+    let &[_, _, len] = x.dims() else { bail!("tap-conv1d: x must be (batch, in, length)") };
+    let &[kernel, _, _] = taps.dims() else { bail!("tap-conv1d: taps must be [kernel, out, in]") };
+    let span = dilation * kernel.saturating_sub(1);
+    let Some(out_len) = (len + 2 * padding).checked_sub(span).filter(|&n| n > 0) else {
+        bail!("tap-conv1d: {len} samples padded by {padding} are shorter than the kernel's span {span}")
+    };
+    let shifts = (0..kernel).map(|t| (t * dilation) as isize - padding as isize).collect();
+    tap_conv(x, taps, bias, TapConv { shifts, out_len, max_cols: usize::MAX })
 }
 
-struct TapConv {
-    padding: usize,
-    dilation: usize,
+/// Runs the tap convolution `op` (its shifts, output length and stripe width) on x `(batch, in,
+/// columns)`, `taps` `[shifts, out, in]` and `bias` `[out]`, all contiguous f32 on the CPU.
+pub(crate) fn tap_conv(x: &Tensor, taps: &Tensor, bias: &Tensor, op: TapConv) -> Result<Tensor> {
+    x.apply_op3_no_bwd(taps, bias, &op)
+}
+
+/// A tap convolution's geometry.
+pub(crate) struct TapConv {
+    /// The input column each tap reads for output column 0 (may be negative: padding).
+    pub shifts: Vec<isize>,
+    /// Output columns.
+    pub out_len: usize,
+    /// Output columns per rayon task at most, so that the columns the taps read stay in cache.
+    pub max_cols: usize,
 }
 
 impl CustomOp3 for TapConv {
     fn name(&self) -> &'static str {
-        "tap-conv1d"
+        "tap-conv"
     }
 
     fn cpu_fwd(
@@ -44,15 +68,12 @@ impl CustomOp3 for TapConv {
     ) -> Result<(CpuStorage, Shape)> {
         let op = self.name();
         let (x, w, b) = (cpu_f32(x, x_l, op)?, cpu_f32(w, w_l, op)?, cpu_f32(b, b_l, op)?);
-        let &[batch, c_in, len] = x_l.dims() else { bail!("tap-conv1d: x must be (batch, in, length)") };
-        let &[kernel, c_out, c_in2] = w_l.dims() else { bail!("tap-conv1d: taps must be [kernel, out, in]") };
-        if c_in != c_in2 || b.len() != c_out || kernel == 0 {
-            bail!("tap-conv1d: x {:?}, taps {:?} and bias {:?} do not fit", x_l.dims(), w_l.dims(), b_l.dims());
+        let &[batch, c_in, len] = x_l.dims() else { bail!("tap-conv: x must be (batch, in, columns)") };
+        let &[kernel, c_out, c_in2] = w_l.dims() else { bail!("tap-conv: taps must be [kernel, out, in]") };
+        if c_in != c_in2 || b.len() != c_out || kernel == 0 || kernel != self.shifts.len() {
+            bail!("tap-conv: x {:?}, taps {:?} and bias {:?} do not fit", x_l.dims(), w_l.dims(), b_l.dims());
         }
-        let span = self.dilation * (kernel - 1);
-        let Some(out_len) = (len + 2 * self.padding).checked_sub(span).filter(|&n| n > 0) else {
-            bail!("tap-conv1d: {len} samples padded by {} are shorter than the kernel's span {span}", self.padding)
-        };
+        let out_len = self.out_len;
         let mut y = Vec::with_capacity(batch * c_out * out_len);
         for _ in 0..batch {
             for &bias in b {
@@ -60,17 +81,16 @@ impl CustomOp3 for TapConv {
             }
         }
         let threads = rayon::current_num_threads();
-        let cols = out_len.div_ceil(threads).max(MIN_COLS);
+        let cols = out_len.div_ceil(threads).clamp(MIN_COLS, self.max_cols.max(MIN_COLS));
         let stripes: Vec<(usize, usize)> =
             (0..batch).flat_map(|n| (0..out_len).step_by(cols).map(move |s| (n, s))).collect();
         let y_ptr = y.as_mut_ptr() as usize;
         stripes.par_iter().for_each(|&(n, start)| {
             let end = (start + cols).min(out_len);
             let x = &x[n * c_in * len..(n + 1) * c_in * len];
-            for t in 0..kernel {
+            for (t, &shift) in self.shifts.iter().enumerate() {
                 // Output column j reads input column j + shift; the columns outside the input
                 // read the zero padding and get nothing from this tap.
-                let shift = (t * self.dilation) as isize - self.padding as isize;
                 let first = start.max((-shift).max(0) as usize);
                 let last = end.min((len as isize - shift).max(0) as usize);
                 if first >= last {
