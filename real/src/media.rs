@@ -210,6 +210,62 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// A WAV file is at most this large (a 5-minute stereo 48 kHz 32-bit float file is 115 MB).
+pub const MAX_WAV_BYTES: u64 = 256 << 20;
+/// An image file is at most this large.
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+/// An image is at most this many pixels on a side.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// Reads a WAV file (PCM 8 to 32 bits or 32-bit float, 1 to 8 channels) as mono samples in
+/// [−1, 1] (channels averaged) and its sample rate. Errors say what is wrong with the file.
+pub fn read_wav_mono(path: &std::path::Path) -> Result<(Vec<f32>, u32), String> {
+    let (file, len) = crate::loading::open_regular(path, "a WAV file")?;
+    if len > MAX_WAV_BYTES {
+        return Err(format!("{len} bytes, more than the {MAX_WAV_BYTES} a WAV file may have"));
+    }
+    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| format!("not a WAV file: {e}"))?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    if !(1..=8).contains(&channels) {
+        return Err(format!("{channels} channels; 1 to 8 are read"));
+    }
+    let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => reader.into_samples::<f32>().collect::<Result<_, _>>(),
+        (hound::SampleFormat::Int, bits @ 8..=32) => {
+            let full = (1u64 << (bits - 1)) as f32;
+            reader.into_samples::<i32>().map(|s| s.map(|v| v as f32 / full)).collect::<Result<_, _>>()
+        }
+        (format, bits) => {
+            return Err(format!("{bits}-bit {format:?} samples; PCM 8 to 32 bits or 32-bit float are read"))
+        }
+    }
+    .map_err(|e| format!("a damaged WAV file: {e}"))?;
+    if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        return Err(format!("sample {i} is not finite"));
+    }
+    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+    Ok((mono, spec.sample_rate))
+}
+
+/// Reads an image file (PNG, or any format the `image` crate was built with) as RGB, bounded by
+/// [`MAX_IMAGE_BYTES`] and [`MAX_IMAGE_SIDE`].
+pub fn read_rgb(path: &std::path::Path) -> Result<Frame, String> {
+    let (_, len) = crate::loading::open_regular(path, "an image file")?;
+    if len > MAX_IMAGE_BYTES {
+        return Err(format!("{len} bytes, more than the {MAX_IMAGE_BYTES} an image file may have"));
+    }
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| format!("not a readable image: {e}"))?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(format!("{w}×{h} pixels; at most {MAX_IMAGE_SIDE} on a side"));
+    }
+    let image = image::open(path).map_err(|e| format!("not a readable image: {e}"))?;
+    Ok(image.to_rgb8())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +277,37 @@ mod tests {
         assert_eq!(video.keyframe_indices(1), [50]);
         let short = Video { frames: vec![Frame::new(1, 1); 3], fps: 25.0 };
         assert_eq!(short.keyframe_indices(5), [0, 1, 2]);
+    }
+
+    #[test]
+    fn wav_files_are_read_as_mono_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        std::fs::write(&path, wav_16bit(&[0.0, 0.5, -0.5, 1.0], 16_000)).unwrap();
+        let (samples, rate) = read_wav_mono(&path).unwrap();
+        assert_eq!(rate, 16_000);
+        assert_eq!(samples.len(), 4);
+        assert!((samples[1] - 0.5).abs() < 1e-4 && (samples[3] - 1.0).abs() < 1e-4, "{samples:?}");
+        let stereo = dir.path().join("s.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(&stereo, spec).unwrap();
+        for s in [0.2f32, 0.4, -1.0, 0.0] {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        assert_eq!(read_wav_mono(&stereo).unwrap(), (vec![0.3f32, -0.5], 8000));
+        std::fs::write(&path, b"RIFF....not a wav").unwrap();
+        assert!(read_wav_mono(&path).unwrap_err().starts_with("not a WAV file"));
+        assert!(read_wav_mono(dir.path()).is_err(), "a folder");
+        let png = dir.path().join("a.png");
+        Frame::new(3, 2).save(&png).unwrap();
+        assert_eq!(read_rgb(&png).unwrap().dimensions(), (3, 2));
+        assert!(read_rgb(&path).unwrap_err().contains("not a readable image"));
     }
 
     #[test]
