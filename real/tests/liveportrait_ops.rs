@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use vortex_real::ops::{conv3d, instance_norm_2d, spectral_norm_weight, BatchNorm, Conv3d, BATCH_NORM_EPS};
+use vortex_real::ops::{
+    conv3d, grid_sample_3d, instance_norm_2d, spectral_norm_weight, BatchNorm, Conv3d, BATCH_NORM_EPS,
+};
 
 use common::counter::{uniform_input, CounterWeights};
 
@@ -189,6 +191,57 @@ fn conv3d_at_the_dense_motion_size() {
     let x = uniform_input(SEED, "conv3d.mask.x", &[1, 137, 16, 64, 64], -1., 1.);
     let start = std::time::Instant::now();
     let y = conv.forward(&x).unwrap();
-    eprintln!("conv3d 137→22, 7×7×7 over 16×64×64: {:.2} s on the CPU", start.elapsed().as_secs_f64());
+    let took = start.elapsed().as_secs_f64();
+    eprintln!("conv3d 137→22, 7×7×7 over 16×64×64: {took:.2} s on the CPU ({} build)", build());
     check_sampled(&y, "conv3d.mask.y", "conv3d 137→22, 7×7×7 over 16×64×64", TOLERANCE);
+}
+
+/// Interior points, points on the faces, edges and corners (x, y, z = ±1: half a voxel past the
+/// edge voxel's centre), slightly and far out of range, in a non-cubic (2, 3, 4, 5, 6) volume;
+/// then the warping network's shape, (22, 4, 16, 64, 64) with a (22, 16, 64, 64, 3) grid
+/// reaching 10% past the faces, on the sampled fixture.
+#[test]
+fn grid_sample_3d_matches_pytorch() {
+    let (x, grid) = (t("grid.x"), t("grid.grid"));
+    check(&grid_sample_3d(&x, &grid).unwrap(), &t("grid.y"), "grid_sample 3d", TOLERANCE);
+    // Far out of range, nothing is in reach: exactly zero (the fixture has such points too).
+    let far = [3f32, 0., 0., 0., -2.5, 0., 0., 0., 5., -1.6, -1.6, -1.6];
+    let far = Tensor::from_slice(&far, (1, 1, 1, 4, 3), &Device::Cpu).unwrap().repeat((2, 1, 1, 1, 1)).unwrap();
+    let zero = grid_sample_3d(&x, &far).unwrap();
+    assert_eq!(zero.dims(), [2, 3, 1, 1, 4]);
+    assert!(zero.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|&v| v == 0.));
+    // f64 takes the same whole-tensor path in f64.
+    let wide = grid_sample_3d(&x.to_dtype(DType::F64).unwrap(), &grid.to_dtype(DType::F64).unwrap()).unwrap();
+    check(&wide.to_dtype(DType::F32).unwrap(), &t("grid.y"), "grid_sample 3d in f64", TOLERANCE);
+
+    let x = uniform_input(SEED, "grid.full.x", &[22, 4, 16, 64, 64], -1., 1.);
+    let grid = uniform_input(SEED, "grid.full.grid", &[22, 16, 64, 64, 3], -1.1, 1.1);
+    let start = std::time::Instant::now();
+    let y = grid_sample_3d(&x, &grid).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    eprintln!("grid_sample 3d, (22, 4, 16, 64, 64): {took:.2} s on the CPU ({} build)", build());
+    check_sampled(&y, "grid.full.y", "grid_sample 3d, (22, 4, 16, 64, 64)", TOLERANCE);
+}
+
+#[test]
+fn grid_sample_3d_refuses_bad_shapes() {
+    let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+    let msg = err_text(grid_sample_3d(&z(&[1, 2, 3, 4]), &z(&[1, 2, 2, 2, 3])));
+    assert!(msg.contains("(N, C, D, H, W)") && msg.contains("[1, 2, 3, 4]"), "{msg}");
+    let msg = err_text(grid_sample_3d(&z(&[1, 2, 3, 4, 5]), &z(&[1, 2, 2, 2])));
+    assert!(msg.contains("(N, Do, Ho, Wo, 3)"), "{msg}");
+    let msg = err_text(grid_sample_3d(&z(&[1, 2, 3, 4, 5]), &z(&[1, 2, 2, 2, 2])));
+    assert!(msg.contains("does not fit"), "{msg}");
+    let msg = err_text(grid_sample_3d(&z(&[2, 2, 3, 4, 5]), &z(&[1, 2, 2, 2, 3])));
+    assert!(msg.contains("does not fit") && msg.contains("expected (2, Do, Ho, Wo, 3)"), "{msg}");
+    assert!(err_text(grid_sample_3d(&z(&[1, 2, 0, 4, 5]), &z(&[1, 2, 2, 2, 3]))).contains("empty"));
+}
+
+/// Which profile this test binary was built with, for the timings it prints.
+fn build() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
 }

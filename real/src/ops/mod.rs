@@ -46,11 +46,14 @@
 //! - [`spectral_norm_weight`]: `torch.nn.utils.spectral_norm`'s weight in `eval()`.
 //! - [`Conv3d`], [`conv3d`]: a stride-1 `nn.Conv3d` with a cubic kernel; on the CPU a tap
 //!   convolution like [`tap_conv1d`] over the padded, flattened volume.
+//! - [`grid_sample_3d`]: `F.grid_sample` on volumes (trilinear, zeros padding,
+//!   `align_corners=False`).
 
 mod atan2;
 mod batch_norm;
 mod conv;
 mod conv3d;
+mod grid_sample;
 mod interpolate;
 mod lstm;
 mod norm;
@@ -64,6 +67,7 @@ pub use atan2::atan2;
 pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
 pub use conv3d::{conv3d, Conv3d};
+pub use grid_sample::grid_sample_3d;
 pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
 pub use lstm::BiLstm;
 pub use norm::{instance_norm_1d, instance_norm_2d, snake_1d, AdaIn1d, InstanceNorm1d, INSTANCE_NORM_EPS};
