@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use vortex_real::ops::{
-    conv3d, grid_sample_3d, instance_norm_2d, spectral_norm_weight, BatchNorm, Conv3d, BATCH_NORM_EPS,
+    conv3d, depthwise_conv2d, grid_sample_3d, instance_norm_2d, spectral_norm_weight, BatchNorm, Conv3d, BATCH_NORM_EPS,
 };
 
 use common::counter::{uniform_input, CounterWeights};
@@ -244,4 +244,49 @@ fn build() -> &'static str {
     } else {
         "release"
     }
+}
+
+/// ConvNeXt's 7×7 (padding 3) and a 3×3 depthwise convolution, a plane smaller than the kernel,
+/// and the motion extractor's first stage (96 channels over 64×64) on the sampled fixture.
+#[test]
+fn depthwise_conv2d_matches_pytorch() {
+    for (name, padding) in [("k7", 3), ("k3", 1), ("k7_small", 3)] {
+        let (x, w, b) = (t(&format!("dw.{name}.x")), t(&format!("dw.{name}.weight")), t(&format!("dw.{name}.bias")));
+        let want = t(&format!("dw.{name}.y"));
+        check(
+            &depthwise_conv2d(&x, &w, Some(&b), padding).unwrap(),
+            &want,
+            &format!("depthwise {name}, CPU"),
+            TOLERANCE,
+        );
+        // The whole-tensor path (other devices) is the one f64 takes on the CPU.
+        let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let whole = depthwise_conv2d(&f64(&x), &f64(&w), Some(&f64(&b)), padding).unwrap();
+        check(&whole.to_dtype(DType::F32).unwrap(), &want, &format!("depthwise {name}, shifted views"), TOLERANCE);
+        let plain = depthwise_conv2d(&x, &w, None, padding).unwrap().broadcast_add(&b.reshape((1, (), 1, 1)).unwrap());
+        check(&plain.unwrap(), &want, &format!("depthwise {name}, no bias"), TOLERANCE);
+    }
+    let vb = counter_vb("dw.full");
+    let (w, b) = (vb.get((96, 1, 7, 7), "weight").unwrap(), vb.get(96, "bias").unwrap());
+    let x = uniform_input(SEED, "dw.full.x", &[1, 96, 64, 64], -1., 1.);
+    let start = std::time::Instant::now();
+    let y = depthwise_conv2d(&x, &w, Some(&b), 3).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    eprintln!("depthwise 7×7, (1, 96, 64, 64): {took:.3} s on the CPU ({} build)", build());
+    check_sampled(&y, "dw.full.y", "depthwise 7×7, (1, 96, 64, 64)", TOLERANCE);
+}
+
+#[test]
+fn depthwise_conv2d_refuses_bad_shapes() {
+    let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+    let msg = err_text(depthwise_conv2d(&z(&[2, 4, 5]), &z(&[4, 1, 3, 3]), None, 1));
+    assert!(msg.contains("(batch, channels, height, width)") && msg.contains("[2, 4, 5]"), "{msg}");
+    let msg = err_text(depthwise_conv2d(&z(&[1, 4, 5, 5]), &z(&[3, 1, 3, 3]), None, 1));
+    assert!(msg.contains("expected [4, 1, kh, kw]"), "{msg}");
+    let msg = err_text(depthwise_conv2d(&z(&[1, 4, 5, 5]), &z(&[4, 2, 3, 3]), None, 1));
+    assert!(msg.contains("expected [4, 1, kh, kw]"), "{msg}");
+    let msg = err_text(depthwise_conv2d(&z(&[1, 4, 5, 5]), &z(&[4, 1, 3, 3]), Some(&z(&[3])), 1));
+    assert!(msg.contains("bias has shape [3], expected [4]"), "{msg}");
+    let msg = err_text(depthwise_conv2d(&z(&[1, 4, 2, 5]), &z(&[4, 1, 7, 7]), None, 2));
+    assert!(msg.contains("smaller than the kernel 7×7"), "{msg}");
 }

@@ -5,10 +5,11 @@
 //! Every op is built from whole-tensor candle operations (matrix products, convolutions,
 //! elementwise maps, gathers), so it runs on any candle device, CUDA included: no op loops over
 //! elements on the host. The LSTM loops over time steps, which a recurrence cannot avoid, but
-//! each step is one batched product for both directions. Two ops have a CPU kernel besides,
-//! because whole-tensor ops cost Kokoro's vocoder most of its CPU time in memory passes:
-//! [`tap_conv1d`] and the fused [`AdaIn1d::forward_snake`]; on other devices the same results
-//! come from whole-tensor ops.
+//! each step is one batched product for both directions. Some ops have a CPU kernel besides,
+//! because whole-tensor ops cost most of their CPU time in memory passes: [`tap_conv1d`] and
+//! the fused [`AdaIn1d::forward_snake`] (Kokoro's vocoder), [`Conv3d`], [`grid_sample_3d`] and
+//! [`depthwise_conv2d`] (LivePortrait); on other devices the same results come from
+//! whole-tensor ops.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -48,11 +49,14 @@
 //!   convolution like [`tap_conv1d`] over the padded, flattened volume.
 //! - [`grid_sample_3d`]: `F.grid_sample` on volumes (trilinear, zeros padding,
 //!   `align_corners=False`).
+//! - [`depthwise_conv2d`]: `nn.Conv2d` with `groups == channels` (ConvNeXt's 7×7), without
+//!   candle's loop over groups.
 
 mod atan2;
 mod batch_norm;
 mod conv;
 mod conv3d;
+mod depthwise;
 mod grid_sample;
 mod interpolate;
 mod lstm;
@@ -67,6 +71,7 @@ pub use atan2::atan2;
 pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
 pub use conv3d::{conv3d, Conv3d};
+pub use depthwise::depthwise_conv2d;
 pub use grid_sample::grid_sample_3d;
 pub use interpolate::{interpolate_linear_1d, interpolate_nearest_1d, Resize};
 pub use lstm::BiLstm;
