@@ -158,7 +158,17 @@ fn conv3d_matches_pytorch() {
     // A ResBlock3d-sized 3×3×3 convolution (32 channels over 16×32×32), on counter weights.
     let conv = conv3d(32, 32, 3, 1, counter_vb("conv3d.res")).unwrap();
     let x = uniform_input(SEED, "conv3d.res.x", &[1, 32, 16, 32, 32], -1., 1.);
-    check_sampled(&conv.forward(&x).unwrap(), "conv3d.res.y", "conv3d 32→32, 3×3×3 over 16×32×32", TOLERANCE);
+    let start = std::time::Instant::now();
+    let y = conv.forward(&x).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    // 2 · 32 · 32 · 27 · 16 · 32 · 32 multiply-adds.
+    let gflop = 2. * 32. * 32. * 27. * 16. * 32. * 32. / 1e9;
+    eprintln!(
+        "conv3d 32→32, 3×3×3 over 16×32×32: {took:.2} s, {:.2} GFLOP/s on the CPU ({} build)",
+        gflop / took,
+        build()
+    );
+    check_sampled(&y, "conv3d.res.y", "conv3d 32→32, 3×3×3 over 16×32×32", TOLERANCE);
 }
 
 #[test]

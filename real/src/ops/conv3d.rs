@@ -19,6 +19,9 @@ use super::tap_conv::{tap_conv, TapConv};
 /// depth tap) then stay in the L2 cache across its taps.
 const MAX_COLS: usize = 2048;
 
+/// Elements of conv2d's im2col buffer at most per call on the whole-tensor path (1 GiB in f32).
+const SLICE_BUDGET: usize = 1 << 28;
+
 /// `nn.Conv3d(in, out, kernel, padding=padding)` (stride 1, no dilation, no groups) in
 /// inference, for x `(batch, in, depth, height, width)`.
 #[derive(Debug, Clone)]
@@ -129,26 +132,34 @@ impl Conv3d {
         y.reshape((batch, out, od, hp, wp))?.narrow(3, 0, oh)?.narrow(4, 0, ow)?.contiguous()
     }
 
-    /// Any device: per depth tap, candle's conv2d over the output's depth slices as a batch.
-    fn forward_slices(&self, x: &Tensor, k: usize, [od, oh, ow]: [usize; 3]) -> Result<Tensor> {
+    /// Any device: per depth tap, candle's conv2d over the output's depth slices as a batch. The
+    /// output depths go in chunks so that conv2d's im2col buffer (in·k²·Ho·Wo per slice) stays
+    /// under `budget` elements.
+    fn forward_slices(&self, x: &Tensor, k: usize, [od, oh, ow]: [usize; 3], budget: usize) -> Result<Tensor> {
         let p = self.padding;
         let (batch, c_in, _, h, w) = x.dims5()?;
         let out = self.weight.dim(0)?;
         let weight = self.weight.to_dtype(x.dtype())?;
+        let taps: Vec<Tensor> =
+            (0..k).map(|td| weight.narrow(2, td, 1)?.squeeze(2)?.contiguous()).collect::<Result<_>>()?;
         // (batch, Dp, in, H, W): a depth window is then one contiguous block per batch entry.
         let x = x.pad_with_zeros(2, p, p)?.permute((0, 2, 1, 3, 4))?.contiguous()?;
-        let cfg = candle_nn::Conv2dConfig { padding: p, ..Default::default() };
-        let mut y: Option<Tensor> = None;
-        for td in 0..k {
-            let slices = x.narrow(1, td, od)?.reshape((batch * od, c_in, h, w))?;
-            let w_td = weight.narrow(2, td, 1)?.squeeze(2)?.contiguous()?;
-            let part = slices.conv2d(&w_td, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
-            y = Some(match y {
-                Some(acc) => (acc + part)?,
-                None => part,
-            });
+        let chunk = (budget / (batch * c_in * k * k * oh * ow).max(1)).clamp(1, od);
+        let mut chunks = Vec::with_capacity(od.div_ceil(chunk));
+        for first in (0..od).step_by(chunk) {
+            let len = chunk.min(od - first);
+            let mut y: Option<Tensor> = None;
+            for (td, w_td) in taps.iter().enumerate() {
+                let slices = x.narrow(1, first + td, len)?.reshape((batch * len, c_in, h, w))?;
+                let part = slices.conv2d(w_td, p, 1, 1, 1)?;
+                y = Some(match y {
+                    Some(acc) => (acc + part)?,
+                    None => part,
+                });
+            }
+            chunks.push(y.expect("k ≥ 1").reshape((batch, len, out, oh, ow))?);
         }
-        let mut y = y.expect("k ≥ 1").reshape((batch, od, out, oh, ow))?.permute((0, 2, 1, 3, 4))?;
+        let mut y = Tensor::cat(&chunks, 1)?.permute((0, 2, 1, 3, 4))?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&b.to_dtype(y.dtype())?.reshape((1, out, 1, 1, 1))?)?;
         }
@@ -163,7 +174,36 @@ impl Module for Conv3d {
             Some((taps, bias)) if x.device().is_cpu() && x.dtype() == DType::F32 => {
                 self.forward_taps(&x.contiguous()?, taps, bias, k, size)
             }
-            _ => self.forward_slices(x, k, size),
+            _ => self.forward_slices(x, k, size, SLICE_BUDGET),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The whole-tensor path in chunks of output depths (a tiny budget) gives the one-chunk
+    /// result and the CPU tap path's.
+    #[test]
+    fn depth_chunks_give_the_same_convolution() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f64, 1., (2, 3, 5, 4, 6), &dev)?;
+        let weight = Tensor::randn(0f64, 0.3, (4, 3, 3, 3, 3), &dev)?;
+        let bias = Tensor::randn(0f64, 1., 4, &dev)?;
+        let conv = Conv3d::new(weight.clone(), Some(bias.clone()), 1);
+        let (_, k, size) = conv.geometry(&x)?;
+        let whole = conv.forward_slices(&x, k, size, usize::MAX)?;
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+        let taps = Conv3d::new(f32(&weight)?, Some(f32(&bias)?), 1).forward(&f32(&x)?)?.to_dtype(DType::F64)?;
+        for budget in [1, 2 * 3 * 9 * 4 * 6 * 2, 2 * 3 * 9 * 4 * 6 * 3] {
+            let chunked = conv.forward_slices(&x, k, size, budget)?;
+            let diff = (&chunked - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+            assert!(diff < 1e-12, "budget {budget}: {diff}");
+        }
+        let diff = (&taps - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+        assert!(diff < 1e-5, "taps against slices: {diff}");
+        Ok(())
     }
 }
