@@ -17,4 +17,5 @@
 pub mod dense_motion;
 pub mod driver;
 pub mod keypoints;
+pub mod spade;
 pub mod stitching;
