@@ -17,5 +17,6 @@
 pub mod dense_motion;
 pub mod driver;
 pub mod keypoints;
+pub mod motion;
 pub mod spade;
 pub mod stitching;
