@@ -185,7 +185,9 @@ def main():
     depthwise_cases()
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "ops.safetensors"
-    save_file(T, str(path), metadata={"torch": torch.__version__, "script": "tools/gen_liveportrait_ops_fixture.py"})
+    # One metadata entry: safetensors writes several in a varying order, which would change the
+    # file's bytes from run to run.
+    save_file(T, str(path), metadata={"generator": f"tools/gen_liveportrait_ops_fixture.py, torch {torch.__version__}"})
     print(f"wrote {len(T)} tensors, {path.stat().st_size} bytes to {path}")
 
 
