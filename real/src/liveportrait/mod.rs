@@ -14,6 +14,7 @@
 //!
 //! Besides the networks, [`driver`] turns the slot's audio into each frame's motion targets.
 
+pub mod appearance;
 pub mod blocks;
 pub mod dense_motion;
 pub mod driver;
