@@ -22,3 +22,4 @@ pub mod keypoints;
 pub mod motion;
 pub mod spade;
 pub mod stitching;
+pub mod warping;
