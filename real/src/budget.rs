@@ -64,6 +64,16 @@ impl Budget {
                 load_time: Duration::ZERO,
             });
         }
+        if let Some(lp) = &config.models.liveportrait {
+            let resident_bytes = crate::liveportrait::pipeline::resident_size(lp, base_dir)?;
+            models.push(ModelReport {
+                name: "liveportrait",
+                dtype: lp.dtype,
+                resident_bytes,
+                tensors: 0,
+                load_time: Duration::ZERO,
+            });
+        }
         Ok(Budget {
             models,
             soft_limit: (config.vram.soft_limit_gb.get() * GB) as u64,

@@ -70,12 +70,16 @@ impl TryFrom<ConfigFile> for Config {
             models: f.models,
             verification: f.verification,
         };
-        if let Some(kokoro) = &config.models.kokoro {
-            if kokoro.dtype != ModelDtype::F32 {
+        let f32_only = [
+            ("models.kokoro.dtype", "Kokoro", config.models.kokoro.as_ref().map(|c| c.dtype)),
+            ("models.liveportrait.dtype", "LivePortrait", config.models.liveportrait.as_ref().map(|c| c.dtype)),
+        ];
+        for (key, model, dtype) in f32_only {
+            if let Some(dtype) = dtype.filter(|&d| d != ModelDtype::F32) {
                 return Err(format!(
-                    "models.kokoro.dtype is {}; only f32 is supported (a half-precision Kokoro is not checked against \
-                     the reference yet)",
-                    kokoro.dtype.name()
+                    "{key} is {}; only f32 is supported (a half-precision {model} is not checked against the \
+                     reference yet)",
+                    dtype.name()
                 ));
             }
         }
@@ -101,6 +105,7 @@ impl Config {
             ("models.clip_l14.dtype", m.clip_l14.as_ref().map(|c| c.dtype)),
             ("models.flux.dtype", m.flux.as_ref().map(|c| c.dtype)),
             ("models.kokoro.dtype", m.kokoro.as_ref().map(|c| c.dtype)),
+            ("models.liveportrait.dtype", m.liveportrait.as_ref().map(|c| c.dtype)),
         ]
         .into_iter()
         .filter_map(|(k, d)| d.map(|d| (k, d)))
@@ -225,10 +230,9 @@ impl Default for VramConfig {
 
 /// Section `models`: where each real model's files are. Paths are relative to the config file.
 /// Nothing is downloaded: a model whose entry is missing is not loaded, and a stage that needs
-/// it fails loudly. Entries for models not built yet (LivePortrait) are refused until their
-/// stages exist.
+/// it fails loudly.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a map of models (clip_b32, clip_l14, flux, kokoro)")]
+#[serde(deny_unknown_fields, expecting = "a map of models (clip_b32, clip_l14, flux, kokoro, liveportrait)")]
 pub struct ModelsConfig {
     /// CLIP ViT-B/32 (verification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +246,38 @@ pub struct ModelsConfig {
     /// Kokoro-82M (the audio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kokoro: Option<KokoroModelConfig>,
+    /// LivePortrait (the video).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveportrait: Option<LivePortraitModelConfig>,
+}
+
+/// LivePortrait's files and how it runs (docs/real-mode.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a map of LivePortrait's settings (weights, dtype, batch_frames)")]
+pub struct LivePortraitModelConfig {
+    /// The folder of the published checkpoints, in their published layout:
+    /// `base_models/{appearance_feature_extractor, motion_extractor, warping_module,
+    /// spade_generator}.pth` and `retargeting_models/stitching_retargeting_module.pth`; each may
+    /// instead be a `.safetensors` file of the same name and tensor names.
+    pub weights: PathBuf,
+    /// The dtype the weights are held in: only f32 (a half-precision LivePortrait is not checked
+    /// against the reference yet).
+    #[serde(default)]
+    pub dtype: ModelDtype,
+    /// Frames generated per batch; the slot's cancellation is checked between batches.
+    #[serde(default)]
+    pub batch_frames: BatchFrames,
+}
+
+bounded_int!(
+    /// Frames LivePortrait generates per batch, 1 to 64 (default 4).
+    pub BatchFrames: u32, 1, 64, "a number of frames per batch"
+);
+
+impl Default for BatchFrames {
+    fn default() -> Self {
+        BatchFrames(4)
+    }
 }
 
 /// Kokoro-82M's files: its weights and its voices (docs/real-mode.md says how to obtain them).

@@ -21,9 +21,9 @@
 //!   `config.json` shapes shared by models).
 //! - [`media`]: frames and videos passed between stages.
 //!
-//! Built so far: audio (Kokoro-82M), image (Flux.1-Schnell) and verification (dual CLIP). Video
-//! (LivePortrait) is not built yet: its config entry is refused and [`stages::RealStages`] fails
-//! that stage with an error that says so, never with made-up output.
+//! All four stages have their real model: audio (Kokoro-82M), image (Flux.1-Schnell), video
+//! ([`liveportrait`], driven by the audio) and verification (dual CLIP). A stage whose model is
+//! not configured fails with an error that says so, never with made-up output.
 
 #![deny(missing_docs)]
 

@@ -13,6 +13,7 @@ use crate::config::{Config, DeviceName};
 use crate::executor::ModelWorker;
 use crate::flux::FluxPipeline;
 use crate::kokoro::pipeline::KokoroPipeline;
+use crate::liveportrait::pipeline::LivePortraitPipeline;
 use crate::stages::ClipPair;
 use crate::LoadError;
 
@@ -39,6 +40,8 @@ pub struct Models {
     pub flux: Option<ModelWorker<FluxPipeline>>,
     /// Kokoro-82M with its voices, if configured.
     pub kokoro: Option<ModelWorker<KokoroPipeline>>,
+    /// LivePortrait's five networks, if configured.
+    pub liveportrait: Option<ModelWorker<LivePortraitPipeline>>,
     /// What was loaded, with load times.
     pub loaded: Vec<ModelReport>,
     /// The budget that was checked.
@@ -74,6 +77,12 @@ impl Models {
             }
             None => None,
         };
+        let liveportrait = match &config.models.liveportrait {
+            Some(entry) => Some(load_worker("liveportrait", &budget, &mut loaded, || {
+                LivePortraitPipeline::load(entry, base_dir, &device)
+            })?),
+            None => None,
+        };
         let clip = match (config.models.clip_b32.is_some(), config.models.clip_l14.is_some()) {
             (true, true) => {
                 let l14 = encoders.pop().expect("two encoders");
@@ -82,7 +91,7 @@ impl Models {
             }
             _ => None,
         };
-        Ok(Models { clip, flux, kokoro, loaded, budget, over_soft_limit })
+        Ok(Models { clip, flux, kokoro, liveportrait, loaded, budget, over_soft_limit })
     }
 }
 

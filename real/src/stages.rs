@@ -1,7 +1,7 @@
 //! The real [`Stages`]: each stage sends one job per attempt to its model's worker, and a model
-//! job's error becomes a typed [`StageError`]. Audio (Kokoro), image (Flux) and verification
-//! (CLIP) are real; video, whose model (LivePortrait) is not built yet, fails loudly, so a slot
-//! never completes on made-up output.
+//! job's error becomes a typed [`StageError`]. Audio (Kokoro), image (Flux), video (LivePortrait)
+//! and verification (CLIP) are real models; a stage whose model is not configured fails loudly,
+//! so a slot never completes on made-up output.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::executor::ModelWorker;
 use crate::flux::FluxPipeline;
 use crate::kokoro::model::SAMPLE_RATE;
 use crate::kokoro::pipeline::{KokoroPipeline, PhonemeTiming, Speech};
+use crate::liveportrait::pipeline::LivePortraitPipeline;
 use crate::media::{Frame, Video};
 use crate::models::Models;
 use crate::verification::{self, ClipVerdict};
@@ -76,8 +77,8 @@ impl ClipPair {
     }
 }
 
-/// The real `Stages`: image (Flux) and verification (CLIP) are real; audio and video, whose
-/// models are not built yet, fail loudly, so a slot never completes on made-up output.
+/// The real `Stages`: each stage runs its model's worker; a stage whose model is not configured
+/// fails loudly, so a slot never completes on made-up output.
 pub struct RealStages {
     models: Models,
     verification: VerificationConfig,
@@ -90,12 +91,8 @@ impl RealStages {
     }
 }
 
-fn not_built(stage: &str, model: &str) -> StageError {
-    StageError::new(format!("the {stage} stage ({model}) is not built yet in real mode; see docs/real-mode.md"))
-}
-
 /// The audio stage's output: Kokoro's speech.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Audio {
     /// Mono samples.
     pub samples: Vec<f32>,
@@ -142,8 +139,17 @@ impl Stages for RealStages {
         .map_err(|e| e.into_stage_error("image"))
     }
 
-    async fn video(&self, _: &Recipe, _: &Audio, _: &Frame, _: u32) -> Result<Video, StageError> {
-        Err(not_built("video", "LivePortrait"))
+    async fn video(&self, recipe: &Recipe, audio: &Audio, image: &Frame, _: u32) -> Result<Video, StageError> {
+        let Some(liveportrait) = &self.models.liveportrait else {
+            return Err(StageError::new("the video stage needs models.liveportrait in config.yaml"));
+        };
+        let (image, audio, expression, seed) = (image.clone(), audio.clone(), recipe.expression.clone(), recipe.seed);
+        liveportrait
+            .run_for_slot(recipe.slot_id, move |pipeline: &mut LivePortraitPipeline, cancel| {
+                pipeline.video(&image, &audio.samples, audio.sample_rate, &audio.phonemes, &expression, seed, cancel)
+            })
+            .await
+            .map_err(|e| e.into_stage_error("video"))
     }
 
     async fn clip(&self, recipe: &Recipe, video: &Video, _: u32) -> Result<ClipVerdict, StageError> {
@@ -155,13 +161,13 @@ impl Stages for RealStages {
         }
     }
 
-    /// Audio: Kokoro's worker; image: Flux's; clip: the busier CLIP model. Video has no model yet.
+    /// Audio: Kokoro's worker; image: Flux's; video: LivePortrait's; clip: the busier CLIP model.
     fn backlog(&self, stage: Stage) -> Option<Backlog> {
         match stage {
             Stage::Audio => self.models.kokoro.as_ref()?.backlog(),
             Stage::Image => self.models.flux.as_ref()?.backlog(),
             Stage::Clip => self.models.clip.as_ref()?.backlog(),
-            Stage::Video => None,
+            Stage::Video => self.models.liveportrait.as_ref()?.backlog(),
         }
     }
 }

@@ -45,7 +45,7 @@ fn models_check_loads_every_configured_model_and_prints_the_budget() {
     assert!(stdout.contains("VRAM budget on cpu (soft 10.5 GB, hard 11.5 GB)"), "{stdout}");
     assert!(stdout.contains("clip_b32") && stdout.contains("clip_l14") && stdout.contains("load_ms"), "{stdout}");
     assert!(stdout.contains("models.kokoro not configured: the audio stage will fail until it is"), "{stdout}");
-    assert!(stdout.contains("not built yet in real mode: the video stage (LivePortrait)"), "{stdout}");
+    assert!(stdout.contains("models.liveportrait not configured: the video stage will fail until it is"), "{stdout}");
 }
 
 #[test]

@@ -23,11 +23,11 @@ fn shipped_config_yaml_holds_the_built_in_defaults() {
 }
 
 #[test]
-fn unknown_sections_and_models_not_built_yet_are_refused() {
+fn unknown_sections_and_models_are_refused() {
     let message = refused(&format!("{GOOD}logging: verbose\n"));
     assert!(message.starts_with("test.yaml: logging: unknown field `logging`"), "{message}");
-    let message = refused(&format!("{GOOD}models: {{ liveportrait: /weights/lp }}\n"));
-    assert!(message.starts_with("test.yaml: models.liveportrait: unknown field `liveportrait`"), "{message}");
+    let message = refused(&format!("{GOOD}models: {{ sadtalker: /weights/st }}\n"));
+    assert!(message.starts_with("test.yaml: models.sadtalker: unknown field `sadtalker`"), "{message}");
     let message = refused("device: { name: cpu }\n");
     assert!(message.contains("missing field `orchestration`"), "{message}");
 }
@@ -63,6 +63,24 @@ fn the_kokoro_section_names_weights_and_voices_and_holds_f32_only() {
     assert!(message.contains("models.kokoro: missing field `voices`"), "{message}");
     let message = refused(&format!("{GOOD}models: {{ kokoro: {{ weights: k.pth, voices: v, dtype: f16 }} }}\n"));
     assert!(message.contains("models.kokoro.dtype is f16; only f32 is supported"), "{message}");
+}
+
+#[test]
+fn the_liveportrait_section_names_its_folder_and_holds_f32_only() {
+    let config =
+        Config::from_yaml_str("test.yaml", &format!("{GOOD}models: {{ liveportrait: {{ weights: lp/ }} }}\n")).unwrap();
+    let lp = config.models.liveportrait.expect("the section is read");
+    assert_eq!(lp.weights, std::path::Path::new("lp/"));
+    assert_eq!(lp.batch_frames.get(), 4, "the default batch");
+    let message = refused(&format!("{GOOD}models: {{ liveportrait: {{ weights: lp, batch_frames: 0 }} }}\n"));
+    assert!(
+        message.contains("models.liveportrait.batch_frames: expected a number of frames per batch from 1 to 64, got 0"),
+        "{message}"
+    );
+    let message = refused(&format!("{GOOD}models: {{ liveportrait: {{ weights: lp, dtype: bf16 }} }}\n"));
+    assert!(message.contains("models.liveportrait.dtype is bf16; only f32 is supported"), "{message}");
+    let message = refused(&format!("{GOOD}models: {{ liveportrait: {{ batch_frames: 2 }} }}\n"));
+    assert!(message.contains("models.liveportrait: missing field `weights`"), "{message}");
 }
 
 #[test]

@@ -3,57 +3,18 @@
 
 use std::time::Duration;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 use vortex::{AttemptResult, Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
 use vortex_real::config::Config;
 use vortex_real::executor::{CancelToken, ModelError, ModelWorker};
 use vortex_real::kokoro::g2p::G2p;
-use vortex_real::kokoro::model::{self, Kokoro};
 use vortex_real::kokoro::pipeline::KokoroPipeline;
-use vortex_real::kokoro::voices::{Voices, ROWS, STYLE_DIM};
-use vortex_real::kokoro::{albert, decoder};
 use vortex_real::models::Models;
 use vortex_real::stages::{Audio, RealStages};
 
 mod common;
 
-use common::counter::CounterWeights;
-
-/// Kokoro's shape at small widths (its full size is checked against PyTorch in kokoro_e2e.rs);
-/// `max_dur` 6 keeps random-weight durations near 3 frames per phoneme.
-fn small() -> model::Config {
-    model::Config {
-        hidden_dim: 32,
-        n_layer: 2,
-        max_dur: 6,
-        plbert: albert::Config {
-            embedding_size: 16,
-            hidden_size: 32,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            intermediate_size: 64,
-            ..albert::Config::kokoro()
-        },
-        istftnet: decoder::Config {
-            resblock_kernel_sizes: vec![3],
-            resblock_dilation_sizes: vec![vec![1, 3, 5]],
-            upsample_initial_channel: 32,
-            decode_width: 64,
-            ..decoder::Config::kokoro()
-        },
-        ..model::Config::kokoro_v1()
-    }
-}
-
 fn pipeline() -> KokoroPipeline {
-    // Counter weights: plain tensors as a weights file gives (a VarMap's variables record every
-    // op for backpropagation, and a 500-step LSTM's record overflows the stack when dropped),
-    // and no zero Snake α (a VarMap's default), which would make the audio NaN.
-    let vb = VarBuilder::from_backend(Box::new(CounterWeights { seed: 11 }), DType::F32, Device::Cpu);
-    let model = Kokoro::new(&small(), vb).unwrap();
-    let voice: Vec<f32> = (0..ROWS * STYLE_DIM).map(|i| ((i * 7919) % 1000) as f32 / 5000. - 0.1).collect();
-    KokoroPipeline::new(model, Voices::from_tables([("af_heart".to_string(), voice)]), G2p::new())
+    common::tiny_kokoro()
 }
 
 #[test]
@@ -168,6 +129,7 @@ fn stages(image_fails: bool) -> RealAudio {
         clip: None,
         flux: None,
         kokoro: Some(ModelWorker::spawn("kokoro", pipeline())),
+        liveportrait: None,
         loaded: Vec::new(),
         budget: vortex_real::budget::Budget::estimate(&config, std::path::Path::new(".")).unwrap(),
         over_soft_limit: false,

@@ -20,6 +20,7 @@ pub mod dense_motion;
 pub mod driver;
 pub mod keypoints;
 pub mod motion;
+pub mod pipeline;
 pub mod spade;
 pub mod stitching;
 pub mod warping;

@@ -65,12 +65,24 @@ pub struct Config {
     pub max_features: usize,
     /// Down blocks of the encoder whose output G decodes.
     pub num_down_blocks: usize,
+    /// Channels of each SPADE's shared hidden convolution ([`SPADE_HIDDEN`] in the reference;
+    /// smaller only for fast tests).
+    pub hidden: usize,
+    /// Output channels of `up_1` ([`OUT_CHANNELS`] in the reference; smaller only for fast tests).
+    pub out_channels: usize,
 }
 
 impl Config {
     /// The published G: upscale 2, block_expansion 64, max_features 512, num_down_blocks 2.
     pub fn liveportrait() -> Self {
-        Config { upscale: 2, block_expansion: 64, max_features: 512, num_down_blocks: 2 }
+        Config {
+            upscale: 2,
+            block_expansion: 64,
+            max_features: 512,
+            num_down_blocks: 2,
+            hidden: SPADE_HIDDEN,
+            out_channels: OUT_CHANNELS,
+        }
     }
 
     /// Channels of the input feature map: `min(max_features, block_expansion · 2^num_down_blocks)`
@@ -105,6 +117,13 @@ impl Config {
         }
         if self.upscale > 2 {
             bail!("SPADE generator config: upscale {}; need 0, 1 or 2 (the reference shuffles by 2)", self.upscale);
+        }
+        if !(1..=MAX_CHANNELS).contains(&self.hidden) || !(1..=MAX_CHANNELS).contains(&self.out_channels) {
+            bail!(
+                "SPADE generator config: hidden {} and out_channels {}; need 1 to {MAX_CHANNELS}",
+                self.hidden,
+                self.out_channels
+            );
         }
         Ok(())
     }
@@ -141,12 +160,12 @@ pub struct Spade {
 }
 
 impl Spade {
-    /// `SPADE(norm_nc, label_nc)`: loads `mlp_shared.0.{weight,bias}` `[128, label_nc, 3, 3]`,
-    /// `mlp_gamma.{weight,bias}` and `mlp_beta.{weight,bias}` `[norm_nc, 128, 3, 3]`.
-    pub fn new(norm_nc: usize, label_nc: usize, vb: VarBuilder) -> Result<Self> {
-        let shared = plain_conv3x3(label_nc, SPADE_HIDDEN, vb.pp("mlp_shared").pp(0))?;
+    /// `SPADE(norm_nc, label_nc)` with `hidden` channels: loads `mlp_shared.0.{weight,bias}` `[hidden, label_nc, 3, 3]`,
+    /// `mlp_gamma.{weight,bias}` and `mlp_beta.{weight,bias}` `[norm_nc, hidden, 3, 3]`.
+    pub fn new(norm_nc: usize, label_nc: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        let shared = plain_conv3x3(label_nc, hidden, vb.pp("mlp_shared").pp(0))?;
         let (gamma, beta) = (vb.pp("mlp_gamma"), vb.pp("mlp_beta"));
-        let shape = (norm_nc, SPADE_HIDDEN, 3, 3);
+        let shape = (norm_nc, hidden, 3, 3);
         let weight = Tensor::cat(&[gamma.get(shape, "weight")?, beta.get(shape, "weight")?], 0)?;
         let bias = Tensor::cat(&[gamma.get(norm_nc, "bias")?, beta.get(norm_nc, "bias")?], 0)?;
         Ok(Spade { shared, gamma_beta: conv2d(weight, Some(bias), 1), norm_nc, label_nc })
@@ -184,20 +203,24 @@ pub struct SpadeResnetBlock {
 }
 
 impl SpadeResnetBlock {
-    /// `SPADEResnetBlock(fin, fout, 'spadespectralinstance', label_nc)`: `conv_0` fin →
+    /// `SPADEResnetBlock(fin, fout, 'spadespectralinstance', label_nc)` with SPADEs of `hidden`
+    /// channels ([`SPADE_HIDDEN`] in the reference): `conv_0` fin →
     /// min(fin, fout), `conv_1` → fout, and where fin ≠ fout the 1 × 1 `conv_s` and `norm_s`.
-    pub fn new(fin: usize, fout: usize, label_nc: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(fin: usize, fout: usize, label_nc: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         let fmiddle = fin.min(fout);
         let shortcut = if fin != fout {
-            Some((spectral_conv(fin, fout, 1, false, vb.pp("conv_s"))?, Spade::new(fin, label_nc, vb.pp("norm_s"))?))
+            Some((
+                spectral_conv(fin, fout, 1, false, vb.pp("conv_s"))?,
+                Spade::new(fin, label_nc, hidden, vb.pp("norm_s"))?,
+            ))
         } else {
             None
         };
         Ok(SpadeResnetBlock {
             conv_0: spectral_conv(fin, fmiddle, 3, true, vb.pp("conv_0"))?,
             conv_1: spectral_conv(fmiddle, fout, 3, true, vb.pp("conv_1"))?,
-            norm_0: Spade::new(fin, label_nc, vb.pp("norm_0"))?,
-            norm_1: Spade::new(fmiddle, label_nc, vb.pp("norm_1"))?,
+            norm_0: Spade::new(fin, label_nc, hidden, vb.pp("norm_0"))?,
+            norm_1: Spade::new(fmiddle, label_nc, hidden, vb.pp("norm_1"))?,
             shortcut,
         })
     }
@@ -247,16 +270,16 @@ impl SpadeDecoder {
         let input_channels = cfg.input_channels();
         let wide = 2 * input_channels;
         let middle = (0..MIDDLE_BLOCKS)
-            .map(|i| SpadeResnetBlock::new(wide, wide, input_channels, vb.pp(format!("G_middle_{i}"))))
+            .map(|i| SpadeResnetBlock::new(wide, wide, input_channels, cfg.hidden, vb.pp(format!("G_middle_{i}"))))
             .collect::<Result<_>>()?;
         let (img_channels, img_vb) =
             if cfg.shuffles() { (3 * 4, vb.pp("conv_img").pp(0)) } else { (3, vb.pp("conv_img")) };
         Ok(SpadeDecoder {
             fc: plain_conv3x3(input_channels, wide, vb.pp("fc"))?,
             middle,
-            up_0: SpadeResnetBlock::new(wide, input_channels, input_channels, vb.pp("up_0"))?,
-            up_1: SpadeResnetBlock::new(input_channels, OUT_CHANNELS, input_channels, vb.pp("up_1"))?,
-            conv_img: plain_conv3x3(OUT_CHANNELS, img_channels, img_vb)?,
+            up_0: SpadeResnetBlock::new(wide, input_channels, input_channels, cfg.hidden, vb.pp("up_0"))?,
+            up_1: SpadeResnetBlock::new(input_channels, cfg.out_channels, input_channels, cfg.hidden, vb.pp("up_1"))?,
+            conv_img: plain_conv3x3(cfg.out_channels, img_channels, img_vb)?,
             shuffle: cfg.shuffles(),
             input_channels,
         })

@@ -310,3 +310,45 @@ pub fn sampled_error(
         worst.max((g - w).abs() / w.abs().max(1.))
     })
 }
+
+/// Kokoro's shape at small widths (its full size is checked against PyTorch in kokoro_e2e.rs);
+/// `max_dur` 6 keeps random-weight durations near 3 frames per phoneme.
+pub fn small_kokoro() -> vortex_real::kokoro::model::Config {
+    use vortex_real::kokoro::{albert, decoder, model};
+    model::Config {
+        hidden_dim: 32,
+        n_layer: 2,
+        max_dur: 6,
+        plbert: albert::Config {
+            embedding_size: 16,
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 64,
+            ..albert::Config::kokoro()
+        },
+        istftnet: decoder::Config {
+            resblock_kernel_sizes: vec![3],
+            resblock_dilation_sizes: vec![vec![1, 3, 5]],
+            upsample_initial_channel: 32,
+            decode_width: 64,
+            ..decoder::Config::kokoro()
+        },
+        ..model::Config::kokoro_v1()
+    }
+}
+
+/// A small Kokoro on counter weights with one voice, `af_heart`.
+pub fn tiny_kokoro() -> vortex_real::kokoro::pipeline::KokoroPipeline {
+    use vortex_real::kokoro::g2p::G2p;
+    use vortex_real::kokoro::model::Kokoro;
+    use vortex_real::kokoro::pipeline::KokoroPipeline;
+    use vortex_real::kokoro::voices::{Voices, ROWS, STYLE_DIM};
+    // Counter weights: plain tensors as a weights file gives (a VarMap's variables record every
+    // op for backpropagation, and a 500-step LSTM's record overflows the stack when dropped),
+    // and no zero Snake α (a VarMap's default), which would make the audio NaN.
+    let vb = VarBuilder::from_backend(Box::new(counter::CounterWeights { seed: 11 }), DType::F32, Device::Cpu);
+    let model = Kokoro::new(&small_kokoro(), vb).unwrap();
+    let voice: Vec<f32> = (0..ROWS * STYLE_DIM).map(|i| ((i * 7919) % 1000) as f32 / 5000. - 0.1).collect();
+    KokoroPipeline::new(model, Voices::from_tables([("af_heart".to_string(), voice)]), G2p::new())
+}
