@@ -1,4 +1,4 @@
-//! The `vortex` binary: `config check` and `models check`.
+//! The `vortex` binary: `config check`, `models check` and `animate`'s refusals.
 
 mod common;
 
@@ -81,4 +81,32 @@ fn models_check_fails_clearly() {
             && err.contains("openai/clip-vit-large-patch14"),
         "{err}"
     );
+}
+
+#[test]
+fn animate_refuses_bad_inputs_before_loading_any_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("actor.png");
+    vortex_real::media::Frame::new(64, 64).save(&image).unwrap();
+    let audio = dir.path().join("speech.wav");
+    std::fs::write(&audio, vortex_real::media::wav_16bit(&[0.1; 2400], 24_000)).unwrap();
+    let (image, audio) = (image.to_str().unwrap(), audio.to_str().unwrap());
+    let out = dir.path().join("clip.mp4");
+    let out = out.to_str().unwrap();
+    let config = repo_config();
+    let refused = |args: &[&str], expected: &str| {
+        let run = vortex(&[&["animate"], args, &["--config", &config]].concat());
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(&["--image", image, "--audio", audio, "--out", "clip.avi"], "--out clip.avi: expected a .mp4 (or .y4m)");
+    refused(&["--image", "missing.png", "--audio", audio, "--out", out], "--image missing.png");
+    refused(&["--image", audio, "--audio", audio, "--out", out], "not a readable image");
+    refused(&["--image", image, "--audio", image, "--out", out], "not a WAV file");
+    refused(&["--image", image, "--audio", audio, "--out", out, "--preset", "sleepy"], "expression.preset \"sleepy\"");
+    refused(&["--image", image, "--audio", audio, "--out", out, "--intensity", "2"], "expression.intensity 2");
+    // Valid inputs, but the repository's config has no models: said, and nothing written.
+    refused(&["--image", image, "--audio", audio, "--out", out], "models.liveportrait is not configured");
+    assert!(!dir.path().join("clip.mp4").exists() && !dir.path().join("clip.y4m").exists());
 }
