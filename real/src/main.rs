@@ -165,8 +165,7 @@ fn animate(
     if motion.is_empty() {
         anyhow::bail!("--audio {}: no samples", audio.display());
     }
-    let config = vortex_real::config::Config::load(path)?;
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (config, base) = load_config(path)?;
     let Some(entry) = &config.models.liveportrait else {
         anyhow::bail!(
             "{}: models.liveportrait is not configured (see docs/real-mode.md, \"LivePortrait\")",
@@ -262,9 +261,14 @@ fn write_clip(
     Ok(format!("{} (H.264 + AAC, by ffmpeg)", out.path().display()))
 }
 
-fn models_check(path: &Path) -> anyhow::Result<()> {
+/// The config file and the folder its relative paths start from.
+fn load_config(path: &Path) -> anyhow::Result<(vortex_real::config::Config, &Path)> {
     let config = vortex_real::config::Config::load(path)?;
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((config, path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))))
+}
+
+fn models_check(path: &Path) -> anyhow::Result<()> {
+    let (config, base) = load_config(path)?;
     let budget = vortex_real::budget::Budget::estimate(&config, base)?;
     println!(
         "VRAM budget on {} (soft {} GB, hard {} GB):",
@@ -333,8 +337,7 @@ fn tts(input: &TtsInput, voice: &str, speed: f32, seed: u64, out: &Path, path: &
     if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
         anyhow::bail!("--speed {speed}: expected a speed from {} to {}", SPEED_RANGE.0, SPEED_RANGE.1);
     }
-    let config = vortex_real::config::Config::load(path)?;
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (config, base) = load_config(path)?;
     let Some(entry) = &config.models.kokoro else {
         anyhow::bail!(
             "{}: models.kokoro is not configured (see docs/real-mode.md, \"Kokoro: weights\")",

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::f32::consts::PI;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
@@ -19,28 +18,21 @@ use vortex_real::ops::{
     InstanceNorm1d, Resize, Stft, TransposeConfig, INSTANCE_NORM_EPS,
 };
 
+mod common;
+
 const TOLERANCE: f32 = 1e-5;
 
 fn fixture() -> &'static HashMap<String, Tensor> {
     static FIXTURE: OnceLock<HashMap<String, Tensor>> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kokoro_ops/ops.safetensors");
-        candle_core::safetensors::load(path, &Device::Cpu).expect("the fixture loads")
-    })
+    FIXTURE.get_or_init(|| common::load_fixture("kokoro_ops/ops.safetensors"))
 }
 
 fn t(name: &str) -> Tensor {
-    fixture().get(name).unwrap_or_else(|| panic!("the fixture has no tensor {name}")).clone()
+    common::fixture_tensor(fixture(), name)
 }
 
-/// The fixture's tensors under `prefix.`, with the prefix removed: a module's PyTorch names.
 fn vb(prefix: &str) -> VarBuilder<'static> {
-    let prefix = format!("{prefix}.");
-    let tensors = fixture()
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_string(), v.clone())))
-        .collect();
-    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+    common::fixture_vb(fixture(), prefix)
 }
 
 fn values(x: &Tensor) -> Vec<f32> {

@@ -35,26 +35,17 @@ fn dir() -> PathBuf {
 
 fn fixture() -> &'static HashMap<String, Tensor> {
     static FIXTURE: OnceLock<HashMap<String, Tensor>> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        candle_core::safetensors::load(dir().join("keypoints.safetensors"), &Device::Cpu).expect("the fixture loads")
-    })
+    FIXTURE.get_or_init(|| common::load_fixture("liveportrait_keypoints/keypoints.safetensors"))
 }
 
 fn t(name: &str) -> Tensor {
-    fixture().get(name).unwrap_or_else(|| panic!("the fixture has no tensor {name}")).clone()
+    common::fixture_tensor(fixture(), name)
 }
 
-/// The largest |ours − theirs| / max(1, |theirs|), after checking the shapes agree.
+/// The largest |ours − theirs| / max(1, |theirs|) (shapes and finiteness checked), printed.
 #[track_caller]
 fn error(name: &str, ours: &Tensor) -> f32 {
-    let want = t(name);
-    assert_eq!(ours.dims(), want.dims(), "{name}: shape");
-    let (ours, want) =
-        (ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-    let worst = ours.iter().zip(&want).fold(0f32, |worst, (o, w)| {
-        assert!(o.is_finite(), "{name}: {o} where PyTorch has {w}");
-        worst.max((o - w).abs() / w.abs().max(1.))
-    });
+    let worst = common::relative_error(ours, &t(name));
     eprintln!("{name}: max relative error {worst:.3e}");
     worst
 }

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
@@ -34,24 +33,15 @@ fn counter_vb(prefix: &str) -> VarBuilder<'static> {
 
 fn fixture() -> &'static HashMap<String, Tensor> {
     static FIXTURE: OnceLock<HashMap<String, Tensor>> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liveportrait_ops/ops.safetensors");
-        candle_core::safetensors::load(path, &Device::Cpu).expect("the fixture loads")
-    })
+    FIXTURE.get_or_init(|| common::load_fixture("liveportrait_ops/ops.safetensors"))
 }
 
 fn t(name: &str) -> Tensor {
-    fixture().get(name).unwrap_or_else(|| panic!("the fixture has no tensor {name}")).clone()
+    common::fixture_tensor(fixture(), name)
 }
 
-/// The fixture's tensors under `prefix.`, with the prefix removed: a module's PyTorch names.
 fn vb(prefix: &str) -> VarBuilder<'static> {
-    let prefix = format!("{prefix}.");
-    let tensors = fixture()
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_string(), v.clone())))
-        .collect();
-    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+    common::fixture_vb(fixture(), prefix)
 }
 
 fn check(got: &Tensor, want: &Tensor, what: &str, tolerance: f32) -> f32 {

@@ -55,9 +55,7 @@ fn dir() -> PathBuf {
 
 fn fixture() -> &'static HashMap<String, Tensor> {
     static FIXTURE: OnceLock<HashMap<String, Tensor>> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        candle_core::safetensors::load(dir().join("spade.safetensors"), &Device::Cpu).expect("the fixture loads")
-    })
+    FIXTURE.get_or_init(|| common::load_fixture("liveportrait_spade/spade.safetensors"))
 }
 
 fn manifest() -> &'static serde_json::Value {

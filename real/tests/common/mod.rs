@@ -352,3 +352,29 @@ pub fn tiny_kokoro() -> vortex_real::kokoro::pipeline::KokoroPipeline {
     let voice: Vec<f32> = (0..ROWS * STYLE_DIM).map(|i| ((i * 7919) % 1000) as f32 / 5000. - 0.1).collect();
     KokoroPipeline::new(model, Voices::from_tables([("af_heart".to_string(), voice)]), G2p::new())
 }
+
+/// A golden fixture under `real/tests/fixtures/` (`rel`, e.g. `kokoro_ops/ops.safetensors`).
+pub fn load_fixture(rel: &str) -> std::collections::HashMap<String, candle_core::Tensor> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Tensor `name` of a fixture.
+#[track_caller]
+pub fn fixture_tensor(
+    fixture: &std::collections::HashMap<String, candle_core::Tensor>,
+    name: &str,
+) -> candle_core::Tensor {
+    fixture.get(name).unwrap_or_else(|| panic!("the fixture has no tensor {name}")).clone()
+}
+
+/// A fixture's tensors under `prefix.`, with the prefix removed: a module's PyTorch names.
+pub fn fixture_vb(
+    fixture: &std::collections::HashMap<String, candle_core::Tensor>,
+    prefix: &str,
+) -> VarBuilder<'static> {
+    let prefix = format!("{prefix}.");
+    let tensors =
+        fixture.iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_string(), v.clone()))).collect();
+    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+}
