@@ -152,6 +152,11 @@ async fn a_slot_runs_real_flux_and_real_clip_through_the_scheduler() {
 async fn the_real_image_is_cancelled_when_audio_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::write_config(dir.path(), "", true);
+    // Audio fails after its retry's 0.5 s backoff (no Kokoro); the image must still be running
+    // then, so it is given work for several seconds (50 steps at 512 px), whatever the machine.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("image_px: 64") && text.contains("steps: 4"));
+    std::fs::write(&path, text.replace("image_px: 64", "image_px: 512").replace("steps: 4", "steps: 50")).unwrap();
     let config = Config::load(&path).unwrap();
     let models = Models::load(&config, dir.path()).unwrap();
     let o = generous(&config);
