@@ -55,6 +55,12 @@ pub enum ModelError {
     Busy(usize),
 }
 
+/// A refusal of the caller's input (a voice, a text, an image, an expression), as the model
+/// error the stage reports.
+pub(crate) fn input_error(message: impl std::fmt::Display) -> ModelError {
+    ModelError::Candle(candle_core::Error::Msg(message.to_string()))
+}
+
 impl ModelError {
     /// The failure kind the scheduler reports for it.
     pub fn kind(&self) -> FailureKind {

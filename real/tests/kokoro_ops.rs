@@ -20,6 +20,8 @@ use vortex_real::ops::{
 
 mod common;
 
+use common::err_text;
+
 const TOLERANCE: f32 = 1e-5;
 
 fn fixture() -> &'static HashMap<String, Tensor> {
@@ -60,10 +62,6 @@ fn check(got: &Tensor, want: &Tensor, what: &str, tolerance: f32) -> f32 {
     eprintln!("{what}: max error {err:.2e}");
     assert!(err <= tolerance, "{what}: differs from PyTorch by {err:e} (tolerance {tolerance:e})");
     err
-}
-
-fn err_text<T: std::fmt::Debug>(r: candle_core::Result<T>) -> String {
-    format!("{}", r.expect_err("expected an error"))
 }
 
 #[test]

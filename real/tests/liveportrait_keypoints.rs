@@ -25,6 +25,8 @@ use vortex_real::liveportrait::stitching::{Config, MlpConfig, StitchingRetargeti
 
 mod common;
 
+use common::refused;
+
 use common::counter::ManifestWeights;
 
 const TOLERANCE: f32 = 1e-4;
@@ -111,14 +113,6 @@ fn frames_are_independent() {
         let alone = stitching(&s, &one(&source), &one(&driving)).unwrap();
         let diff = (alone - one(&batch)).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff <= 1e-6, "frame {frame}: {diff}");
-    }
-}
-
-#[track_caller]
-fn refused<T: std::fmt::Debug>(result: candle_core::Result<T>, words: &[&str]) {
-    let message = result.expect_err("refused").to_string();
-    for word in words {
-        assert!(message.contains(word), "{message:?} does not say {word:?}");
     }
 }
 

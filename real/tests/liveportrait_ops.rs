@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::err_text;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -56,10 +58,6 @@ fn check_sampled(got: &Tensor, name: &str, what: &str, tolerance: f32) -> f32 {
     eprintln!("{what}: max error {err:.2e} over the sampled elements");
     assert!(err <= tolerance, "{what}: differs from PyTorch by {err:e} (tolerance {tolerance:e})");
     err
-}
-
-fn err_text<T: std::fmt::Debug>(r: candle_core::Result<T>) -> String {
-    format!("{}", r.expect_err("expected an error"))
 }
 
 #[test]

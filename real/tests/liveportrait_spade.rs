@@ -37,6 +37,8 @@ use vortex_real::liveportrait::spade::{pixel_shuffle, Config, SpadeDecoder, Spad
 
 mod common;
 
+use common::refused;
+
 use common::counter::{uniform_input, ManifestWeights};
 use common::sampled_error;
 
@@ -200,14 +202,6 @@ fn pixel_shuffle_matches_the_definition() {
         }
     }
     assert!(pixel_shuffle(&Tensor::zeros((1, 6, 2, 2), DType::F32, &Device::Cpu).unwrap(), 2).is_err());
-}
-
-#[track_caller]
-fn refused<T: std::fmt::Debug>(result: candle_core::Result<T>, words: &[&str]) {
-    let message = result.expect_err("refused").to_string();
-    for word in words {
-        assert!(message.contains(word), "{message:?} does not say {word:?}");
-    }
 }
 
 #[test]

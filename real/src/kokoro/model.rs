@@ -235,8 +235,4 @@ fn invalid(reason: String) -> ModelError {
     input_error(format!("Kokoro input: {reason}"))
 }
 
-/// A refusal of the caller's input (a voice, a text, a speed), as the model error the stage
-/// reports.
-pub(crate) fn input_error(message: impl std::fmt::Display) -> ModelError {
-    ModelError::Candle(candle_core::Error::Msg(message.to_string()))
-}
+pub(crate) use crate::executor::input_error;

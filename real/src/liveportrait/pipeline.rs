@@ -32,7 +32,7 @@ use super::spade::{self, SpadeDecoder};
 use super::stitching::{self as stitch, StitchingRetargeting, EYE_PART, LIP_PART, STITCHING_PART};
 use super::warping::{self, WarpingNetwork};
 use crate::config::LivePortraitModelConfig;
-use crate::executor::{CancelToken, ModelError};
+use crate::executor::{input_error, CancelToken, ModelError};
 use crate::loading::{mmap_safetensors, quote, read_pth};
 use crate::media::{Frame, Video};
 use crate::LoadError;
@@ -152,14 +152,13 @@ impl LivePortraitPipeline {
     pub fn load(entry: &LivePortraitModelConfig, base_dir: &Path, device: &Device) -> Result<Self, LoadError> {
         let dir = base_dir.join(&entry.weights);
         let file = |i: usize| -> Result<VarBuilder<'static>, LoadError> {
-            let stem = FILES[i].1;
-            let safetensors = dir.join(format!("{stem}.safetensors"));
-            if safetensors.is_file() {
-                return Ok(mmap_safetensors("liveportrait", &[&safetensors], DType::F32, device, PUBLISHED)?.0);
+            let path = checkpoint(&dir, FILES[i].1);
+            if path.extension().is_some_and(|e| e == "safetensors") {
+                return Ok(mmap_safetensors("liveportrait", &[&path], DType::F32, device, PUBLISHED)?.0);
             }
             // The stitching file holds three state dicts; the others are one each.
             let parts = if i == 4 { vec![Some(STITCHING_PART), Some(LIP_PART), Some(EYE_PART)] } else { vec![None] };
-            let tensors = read_pth("liveportrait", &dir.join(format!("{stem}.pth")), &parts, MAX_PTH_BYTES, PUBLISHED)?;
+            let tensors = read_pth("liveportrait", &path, &parts, MAX_PTH_BYTES, PUBLISHED)?;
             Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
         };
         let files = [file(0)?, file(1)?, file(2)?, file(3)?, file(4)?];
@@ -319,8 +318,15 @@ fn to_frames(images: &Tensor) -> Result<Vec<Frame>, ModelError> {
         .collect()
 }
 
-fn input_error(message: impl std::fmt::Display) -> ModelError {
-    ModelError::Candle(candle_core::Error::Msg(message.to_string()))
+/// The file of checkpoint `stem` under `dir`: its `.safetensors` conversion when there is one,
+/// else the published `.pth` (whose absence the reader then reports).
+fn checkpoint(dir: &Path, stem: &str) -> std::path::PathBuf {
+    let safetensors = dir.join(format!("{stem}.safetensors"));
+    if safetensors.is_file() {
+        safetensors
+    } else {
+        dir.join(format!("{stem}.pth"))
+    }
 }
 
 /// Bytes once resident (f32): the checkpoints' sizes, within their pickles' few kilobytes.
@@ -328,21 +334,15 @@ pub fn resident_size(entry: &LivePortraitModelConfig, base_dir: &Path) -> Result
     let dir = base_dir.join(&entry.weights);
     let mut total = 0;
     for (_, stem) in FILES {
-        let path = ["safetensors", "pth"]
-            .iter()
-            .map(|ext| dir.join(format!("{stem}.{ext}")))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                LoadError::file(
-                    "liveportrait",
-                    &dir.join(format!("{stem}.pth")),
-                    "missing (nor a .safetensors)",
-                    PUBLISHED,
-                )
-            })?;
-        total += std::fs::metadata(&path)
-            .map_err(|e| LoadError::file("liveportrait", &path, e.to_string(), PUBLISHED))?
-            .len();
+        let path = checkpoint(&dir, stem);
+        let meta = std::fs::metadata(&path).map_err(|e| {
+            let reason = match e.kind() {
+                std::io::ErrorKind::NotFound => "missing (nor a .safetensors)".to_string(),
+                _ => e.to_string(),
+            };
+            LoadError::file("liveportrait", &path, reason, PUBLISHED)
+        })?;
+        total += meta.len();
     }
     Ok(total)
 }

@@ -378,3 +378,18 @@ pub fn fixture_vb(
         fixture.iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_string(), v.clone()))).collect();
     VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
 }
+
+/// The message of an error the call must return.
+#[track_caller]
+pub fn err_text<T: std::fmt::Debug>(r: candle_core::Result<T>) -> String {
+    format!("{}", r.expect_err("expected an error"))
+}
+
+/// Panics unless `result` is an error whose message contains every one of `words`.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(result: candle_core::Result<T>, words: &[&str]) {
+    let message = err_text(result);
+    for word in words {
+        assert!(message.contains(word), "{message:?} does not say {word:?}");
+    }
+}
