@@ -24,8 +24,11 @@ use criterion::Criterion;
 use vortex_real::clip::HfClipConfig;
 use vortex_real::clip_model::Clip;
 
+mod common;
 #[path = "../real/tests/common/counter.rs"]
 mod counter;
+
+use common::{median, settle, threads, Reference};
 
 /// The seed `tools/bench_clip_torch.py` uses too.
 const SEED: u64 = 20261202;
@@ -104,60 +107,8 @@ fn checksum(model: &dyn Score, ids: &Tensor, pixels: &Tensor) -> f64 {
     )
 }
 
-/// PyTorch's side, loaded once in a child process that times one run per request, so that its
-/// runs interleave with candle's: this machine's load drifts by ±20% over minutes, and
-/// alternating runs puts both sides under the same drift.
-struct Torch {
-    child: std::process::Child,
-    input: std::process::ChildStdin,
-    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    /// What the child said when ready: its load time and output checksum.
-    ready: serde_json::Value,
-}
-
-impl Torch {
-    fn start(model: &str, threads: usize) -> Option<Torch> {
-        use std::io::BufRead;
-        let python = std::env::var("VORTEX_TORCH_PYTHON").ok()?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_clip_torch.py");
-        let mut child = std::process::Command::new(python)
-            .args([script, "--model", model, "--threads", &threads.to_string(), "--serve"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting the PyTorch side");
-        let input = child.stdin.take().expect("piped");
-        let mut output = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let line = output.next().expect("the PyTorch side says when it is ready").expect("a line");
-        let ready = serde_json::from_str(&line).expect("a JSON line from the PyTorch side");
-        Some(Torch { child, input, output, ready })
-    }
-
-    fn run_ms(&mut self) -> f64 {
-        use std::io::Write;
-        writeln!(self.input, "run").expect("the PyTorch side is listening");
-        let line = self.output.next().expect("the PyTorch side answers").expect("a line");
-        line.trim().parse().expect("milliseconds")
-    }
-}
-
-impl Drop for Torch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    let threads = std::env::var("VORTEX_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = threads();
     // candle's CPU kernels run on rayon's global pool.
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
     // As the `vortex` binary does at start-up; VORTEX_BENCH_MALLOC=default measures without.
@@ -185,7 +136,11 @@ fn main() {
         });
         let before_ms = median_ms(&theirs, &ids, &pixels, 5);
         drop(theirs);
-        let line = match Torch::start(name, threads) {
+        // PyTorch's side loads once in a child process that times one run per request, so that
+        // its runs interleave with candle's: this machine's load drifts by ±20% over minutes, and
+        // alternating runs puts both sides under the same drift.
+        let args = ["--model", name, "--threads", &threads.to_string(), "--serve"].map(String::from);
+        let line = match Reference::start("bench_clip_torch.py", &args) {
             Some(mut torch) => {
                 let torch_sum = torch.ready["checksum"].as_f64().unwrap();
                 assert!(
@@ -195,16 +150,13 @@ fn main() {
                 let ours = Clip::new(&config(name).to_model_config(), vb()).expect("a full-size CLIP");
                 black_box(ours.score(&ids, &pixels));
                 let (mut candle_runs, mut torch_runs) = (Vec::new(), Vec::new());
-                // A pause between the sides: a pool's idle threads spin for a while after a run
-                // (OpenMP's and rayon's both), and would otherwise eat the other side's cores.
-                let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
                 for _ in 0..RUNS {
                     settle();
                     let started = Instant::now();
                     black_box(ours.score(&ids, &pixels));
                     candle_runs.push(started.elapsed().as_secs_f64() * 1e3);
                     settle();
-                    torch_runs.push(torch.run_ms());
+                    torch_runs.push(torch.ask("run").trim().parse().expect("milliseconds"));
                 }
                 let (candle_ms, torch_ms) = (median(candle_runs), median(torch_runs));
                 format!(

@@ -13,12 +13,14 @@
 //! `VORTEX_TORCH_PYTHON` only candle is measured. `VORTEX_BENCH_THREADS` sets every side's thread
 //! count (default: every core); `VORTEX_BENCH_RUNS` the runs per side (default 3).
 
+mod common;
+
 use std::hint::black_box;
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Device;
+use common::{benching, env_number, load_average, median, peak_rss_mb, settle, threads, Reference};
 use vortex_real::config::{KokoroModelConfig, ModelDtype};
 use vortex_real::executor::CancelToken;
 use vortex_real::kokoro::g2p::G2p;
@@ -49,69 +51,8 @@ fn weights_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// PyTorch's and onnxruntime's side: a child process that loads both once and times one
-/// synthesis of every chunk per request.
-struct Reference {
-    child: std::process::Child,
-    input: std::process::ChildStdin,
-    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    /// What the child said when ready: load times, audio seconds, peak RSS.
-    ready: serde_json::Value,
-}
-
-impl Reference {
-    fn start(dir: &Path, chunks: &Path, threads: usize) -> Option<Reference> {
-        let python = std::env::var("VORTEX_TORCH_PYTHON").ok()?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_kokoro_torch.py");
-        let mut child = std::process::Command::new(python)
-            .arg(script)
-            .arg("--weights-dir")
-            .arg(dir)
-            .arg("--chunks")
-            .arg(chunks)
-            .args(["--voice", VOICE, "--threads", &threads.to_string(), "--serve"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting the PyTorch side");
-        let input = child.stdin.take().expect("piped");
-        let mut output = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let line = output.next().expect("the PyTorch side says when it is ready").expect("a line");
-        let ready = serde_json::from_str(&line).expect("a JSON line from the PyTorch side");
-        Some(Reference { child, input, output, ready })
-    }
-
-    /// Seconds of one synthesis of the script by `side` ("torch" or "ort").
-    fn run_s(&mut self, side: &str) -> f64 {
-        writeln!(self.input, "{side}").expect("the PyTorch side is listening");
-        let line = self.output.next().expect("the PyTorch side answers").expect("a line");
-        line.trim().parse().expect("seconds")
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// This process's peak resident set (`VmHWM`), in MB.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.)
-}
-
 fn main() {
-    // `cargo test --benches` runs this without `--bench`: nothing to check there.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !benching() {
         return;
     }
     let dir = match weights_dir() {
@@ -121,11 +62,8 @@ fn main() {
             return;
         }
     };
-    let threads = std::env::var("VORTEX_BENCH_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runs: usize = std::env::var("VORTEX_BENCH_RUNS").ok().and_then(|t| t.parse().ok()).unwrap_or(3).max(1);
+    let threads = threads();
+    let runs = env_number("VORTEX_BENCH_RUNS").unwrap_or(3);
     // candle's CPU kernels run on rayon's global pool.
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
     vortex_real::keep_freed_memory();
@@ -162,13 +100,24 @@ fn main() {
 
     let chunks_file = std::env::temp_dir().join(format!("kokoro_cpu_chunks_{}.json", std::process::id()));
     std::fs::write(&chunks_file, serde_json::to_string(&phonemes).unwrap()).expect("writing the chunks");
-    let mut reference = Reference::start(&dir, &chunks_file, threads);
+    // PyTorch's and onnxruntime's side: a child process that loads both once and times one
+    // synthesis of every chunk per request ("torch" or "ort").
+    let args = [
+        "--weights-dir".into(),
+        dir.display().to_string(),
+        "--chunks".into(),
+        chunks_file.display().to_string(),
+        "--voice".into(),
+        VOICE.into(),
+        "--threads".into(),
+        threads.to_string(),
+        "--serve".into(),
+    ];
+    let mut reference = Reference::start("bench_kokoro_torch.py", &args);
     let has_ort = reference.as_ref().is_some_and(|r| !r.ready["ort_audio_s"].is_null());
 
-    // Interleaved, a pause before each run: idle pool threads spin for a while after a run
-    // (OpenMP's, ORT's and rayon's), and would otherwise eat the next side's cores.
-    let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
-    let loads = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string();
+    // Interleaved, with a pause (settle) before each run.
+    let loads = load_average;
     let load_before = loads();
     let (mut candle_runs, mut torch_runs, mut ort_runs) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
@@ -178,10 +127,10 @@ fn main() {
         candle_runs.push(started.elapsed().as_secs_f64());
         if let Some(r) = reference.as_mut() {
             settle();
-            torch_runs.push(r.run_s("torch"));
+            torch_runs.push(seconds(r.ask("torch")));
             if has_ort {
                 settle();
-                ort_runs.push(r.run_s("ort"));
+                ort_runs.push(seconds(r.ask("ort")));
             }
         }
         eprintln!(
@@ -243,6 +192,11 @@ fn main() {
     }
     lines.push(format!("load average (1, 5, 15 min) before: {load_before}; after: {load_after}"));
     eprintln!("\nsummary:\n{}", lines.join("\n"));
+}
+
+/// A reference's answer: seconds of one synthesis.
+fn seconds(line: String) -> f64 {
+    line.trim().parse().expect("seconds")
 }
 
 /// Real-time factor: seconds of computing per second of audio.

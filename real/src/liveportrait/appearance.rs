@@ -22,9 +22,10 @@
 //! ```
 
 use candle_core::{bail, Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::blocks::{DownBlock2d, ResBlock3d, SameBlock2d};
+use crate::ops::{conv2d, Conv2d};
 
 /// Largest width or count a config may ask for.
 pub const MAX_DIM: usize = 1 << 16;

@@ -21,9 +21,9 @@
 //! ```
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::ops::{conv3d, BatchNorm, Conv3d, BATCH_NORM_EPS};
+use crate::ops::{conv2d, conv3d, BatchNorm, Conv2d, Conv3d, BATCH_NORM_EPS};
 
 /// The slope of `nn.LeakyReLU()`'s default, which `SameBlock2d(lrelu=True)` uses.
 pub const LEAKY_SLOPE: f64 = 0.01;

@@ -31,9 +31,9 @@
 //! ```
 
 use candle_core::{bail, DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::ops::{conv3d, grid_sample_3d, BatchNorm, Conv3d, BATCH_NORM_EPS};
+use crate::ops::{conv2d, conv3d, grid_sample_3d, BatchNorm, Conv2d, Conv3d, BATCH_NORM_EPS};
 
 /// `kp2gaussian`'s variance, as `create_heatmap_representations` passes it.
 pub const KP_VARIANCE: f64 = 0.01;
@@ -314,7 +314,7 @@ impl DenseMotionNetwork {
         let norm = BatchNorm::new(cfg.compress, BATCH_NORM_EPS, vb.pp("norm"))?;
         let occlusion = if cfg.estimate_occlusion_map {
             let conv_cfg = Conv2dConfig { padding: HEAD_KERNEL / 2, ..Default::default() };
-            Some(candle_nn::conv2d(out * cfg.reshape_depth, 1, HEAD_KERNEL, conv_cfg, vb.pp("occlusion"))?)
+            Some(conv2d(out * cfg.reshape_depth, 1, HEAD_KERNEL, conv_cfg, vb.pp("occlusion"))?)
         } else {
             None
         };

@@ -35,9 +35,9 @@
 //! ```
 
 use candle_core::{bail, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::ops::{instance_norm_2d, spectral_norm_weight, INSTANCE_NORM_EPS};
+use crate::ops::{instance_norm_2d, spectral_norm_weight, Conv2d, INSTANCE_NORM_EPS};
 
 /// `SPADEResnetBlock`s at full width before the upsampling (`G_middle_0` … `G_middle_5`).
 pub const MIDDLE_BLOCKS: usize = 6;

@@ -20,11 +20,11 @@
 //! ```
 
 use candle_core::{bail, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::blocks::SameBlock2d;
 use super::dense_motion::{self, DenseMotion, DenseMotionNetwork};
-use crate::ops::grid_sample_3d;
+use crate::ops::{conv2d, grid_sample_3d, Conv2d};
 
 /// models.yaml's `dense_motion_params`, the dense motion network's own sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,7 +151,7 @@ impl WarpingNetwork {
         let dense_motion_network = DenseMotionNetwork::new(&cfg.dense_motion(), vb.pp("dense_motion_network"))?;
         let out = cfg.out_channels();
         let third = SameBlock2d::new(cfg.max_features, out, 3, 1, true, vb.pp("third"))?;
-        let fourth = candle_nn::conv2d(out, out, 1, Conv2dConfig::default(), vb.pp("fourth"))?;
+        let fourth = conv2d(out, out, 1, Conv2dConfig::default(), vb.pp("fourth"))?;
         Ok(Self { cfg: cfg.clone(), dense_motion_network, third, fourth })
     }
 

@@ -45,6 +45,8 @@
 //! - [`instance_norm_2d`]: `nn.InstanceNorm2d` without affine parameters.
 //! - [`BatchNorm`], [`BATCH_NORM_EPS`]: `nn.BatchNorm2d` / `nn.BatchNorm3d` in inference.
 //! - [`spectral_norm_weight`]: `torch.nn.utils.spectral_norm`'s weight in `eval()`.
+//! - [`Conv2d`], [`conv2d`]: `nn.Conv2d`; with stride 1 on the CPU a tap convolution, faster than
+//!   candle's im2col tiles.
 //! - [`Conv3d`], [`conv3d`]: a stride-1 `nn.Conv3d` with a cubic kernel; on the CPU a tap
 //!   convolution like [`tap_conv1d`] over the padded, flattened volume.
 //! - [`grid_sample_3d`]: `F.grid_sample` on volumes (trilinear, zeros padding,
@@ -55,6 +57,7 @@
 mod atan2;
 mod batch_norm;
 mod conv;
+mod conv2d;
 mod conv3d;
 mod depthwise;
 mod grid_sample;
@@ -70,6 +73,7 @@ mod weight_norm;
 pub use atan2::atan2;
 pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};
 pub use conv::{depthwise_conv_transpose_1d, DepthwiseConvTranspose1d, TransposeConfig};
+pub use conv2d::{conv2d, Conv2d};
 pub use conv3d::{conv3d, Conv3d};
 pub use depthwise::depthwise_conv2d;
 pub use grid_sample::grid_sample_3d;
