@@ -15,6 +15,11 @@
 //! failures are ERROR. A failure's `reason` is a [`crate::FailureKind`] name (`timed_out`,
 //! `deadline_capped`, `model_error`, `out_of_memory`, `cancelled`, `invalid_output`).
 //!
+//! An event log file (`events.jsonl`, written by real mode for each slot and by `vortex-sim
+//! replay --events`) holds one event per line as a JSON object: `event` first, then the fields
+//! in the order they were written; a value that reads as a number is a JSON number, anything else
+//! a string ([`RecordedEvent::to_json_line`], [`RecordedEvent::from_json_line`]).
+//!
 //! Nothing in this crate installs a subscriber: the binary that runs slots chooses one (the
 //! `vortex` binary logs to standard error); tests and the simulator's replay capture the events
 //! with [`Recorder`].
@@ -37,10 +42,101 @@ pub struct RecordedEvent {
     pub fields: Vec<(String, String)>,
 }
 
+/// The longest line of an event log that [`RecordedEvent::from_json_line`] reads.
+pub const MAX_JSON_LINE_BYTES: usize = 64 * 1024;
+
 impl RecordedEvent {
     /// The value of a field, if present.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of a field as a number, if present and numeric.
+    pub fn number(&self, name: &str) -> Option<f64> {
+        self.field(name)?.parse().ok().filter(|v: &f64| v.is_finite())
+    }
+
+    /// The event as one line of an event log (no newline).
+    ///
+    /// ```
+    /// use vortex::events::RecordedEvent;
+    /// let e = RecordedEvent {
+    ///     name: "audio_complete".into(),
+    ///     fields: vec![("slot_id".into(), "7".into()), ("elapsed_ms".into(), "1250.000".into()), ("stage".into(), "audio".into())],
+    /// };
+    /// let line = e.to_json_line();
+    /// assert_eq!(line, r#"{"event":"audio_complete","slot_id":7,"elapsed_ms":1250.000,"stage":"audio"}"#);
+    /// let back = RecordedEvent::from_json_line(&line).unwrap();
+    /// assert_eq!(back.number("elapsed_ms"), Some(1250.0));
+    /// assert_eq!(back.field("stage"), Some("audio"));
+    /// ```
+    pub fn to_json_line(&self) -> String {
+        let mut line = String::from("{\"event\":");
+        line.push_str(&serde_json::Value::from(self.name.as_str()).to_string());
+        for (key, value) in &self.fields {
+            line.push(',');
+            line.push_str(&serde_json::Value::from(key.as_str()).to_string());
+            line.push(':');
+            // The recorded text as written when it is a JSON number, so "1250.000" keeps its digits.
+            if serde_json::from_str::<serde_json::Number>(value).is_ok() {
+                line.push_str(value);
+            } else {
+                line.push_str(&serde_json::Value::from(value.as_str()).to_string());
+            }
+        }
+        line.push('}');
+        line
+    }
+
+    /// Reads one line of an event log: a JSON object with a string `event` and scalar fields
+    /// (numbers come back as their shortest text, `1250.000` as `1250`).
+    pub fn from_json_line(line: &str) -> Result<RecordedEvent, String> {
+        if line.len() > MAX_JSON_LINE_BYTES {
+            return Err(format!("a line of {} bytes; event lines are at most {MAX_JSON_LINE_BYTES}", line.len()));
+        }
+        let object: Fields = serde_json::from_str(line).map_err(|e| format!("not a JSON event object: {e}"))?;
+        let mut name = None;
+        let mut fields = Vec::with_capacity(object.0.len());
+        for (key, value) in object.0 {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(format!("field {key:?} is {other}; event fields are strings, numbers or booleans"))
+                }
+            };
+            if key == "event" {
+                name = Some(text);
+            } else {
+                fields.push((key, text));
+            }
+        }
+        let name = name.ok_or("no \"event\" field")?;
+        Ok(RecordedEvent { name, fields })
+    }
+}
+
+/// A JSON object's entries in the order written (serde_json's map would sort them).
+struct Fields(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Fields(entries))
+            }
+        }
+        d.deserialize_map(Entries)
     }
 }
 
@@ -115,5 +211,40 @@ impl Visit for FieldVisitor {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.fields.push((field.name().to_string(), format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_round_trip_in_order() {
+        let e = RecordedEvent {
+            name: "slot_failed".into(),
+            fields: vec![
+                ("slot_id".into(), "3".into()),
+                ("error".into(), "a \"quoted\" message\nover two lines".into()),
+                ("retry_skipped".into(), "true".into()),
+                ("attempts".into(), "2".into()),
+            ],
+        };
+        let back = RecordedEvent::from_json_line(&e.to_json_line()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn bad_event_lines_are_refused_with_the_reason() {
+        for (line, want) in [
+            ("not json", "not a JSON event object"),
+            ("[1, 2]", "not a JSON event object"),
+            (r#"{"slot_id": 1}"#, "no \"event\" field"),
+            (r#"{"event": "x", "nested": {"a": 1}}"#, "field \"nested\""),
+        ] {
+            let err = RecordedEvent::from_json_line(line).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+        let long = format!(r#"{{"event": "{}"}}"#, "x".repeat(MAX_JSON_LINE_BYTES));
+        assert!(RecordedEvent::from_json_line(&long).unwrap_err().contains("at most"));
     }
 }
