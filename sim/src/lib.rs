@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+pub mod calibrate;
 mod dist;
 // The simulated stages run only in the simulator build; the normal build compiles them so that
 // `cargo clippy --workspace` checks them.

@@ -89,6 +89,30 @@ enum Command {
         /// The slot index (the report lists examples per outcome).
         #[arg(long)]
         slot: u64,
+        /// Also write the slot's events to this file as JSON lines, the format of real mode's
+        /// `events.jsonl` (the counterfactual's events are not part of it).
+        #[arg(long, value_name = "PATH.jsonl")]
+        events: Option<PathBuf>,
+    },
+    /// Turn recorded slots (event logs, JSON lines) into a scenario with their empirical stage
+    /// latencies and failure rates (see docs/tuning.md).
+    Calibrate {
+        /// Event logs: real mode's `events.jsonl` files, or logs of many slots, in any order.
+        #[arg(required = true, value_name = "EVENT_LOG")]
+        logs: Vec<PathBuf>,
+        /// Write the calibrated scenario (YAML) to this path.
+        #[arg(long, value_name = "PATH.yaml")]
+        out: PathBuf,
+        /// Take the name, seed, slot count, deadline, orchestration and cadence from this
+        /// scenario (default: the documented defaults, and the largest deadline in the logs).
+        #[arg(long, value_name = "SCENARIO")]
+        base: Option<PathBuf>,
+        /// The slot count of the calibrated scenario (default: the base's, else 10,000).
+        #[arg(long)]
+        slots: Option<u64>,
+        /// The seed of the calibrated scenario (default: the base's, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Join the shard files of one run or sweep (`--shard K/N --json FILE`) into its result,
     /// byte for byte the unsharded run's.
@@ -120,11 +144,23 @@ fn workers(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Merging needs no simulation, so it works in either build.
-    if let Command::Merge { shards, json, plot } = cli.command {
-        return finish(outputs(json, plot).and_then(|(json, plot)| merge(&shards, json, plot)));
+    // Merging and calibrating need no simulation, so they work in either build.
+    match cli.command {
+        Command::Merge { shards, json, plot } => {
+            finish(outputs(json, plot).and_then(|(json, plot)| merge(&shards, json, plot)))
+        }
+        Command::Calibrate { logs, out, base, slots, seed } => {
+            let options = vortex_sim::calibrate::Options { base, slots, seed };
+            finish(calibrate(&logs, &out, &options))
+        }
+        command => finish(run(Cli { command })),
     }
-    finish(run(cli))
+}
+
+fn calibrate(logs: &[PathBuf], out: &std::path::Path, options: &vortex_sim::calibrate::Options) -> anyhow::Result<()> {
+    let out = OutputFile::check("--out", out)?;
+    let text = vortex_sim::calibrate::calibrate(logs, options).map_err(anyhow::Error::msg)?;
+    write(&out, &text)
 }
 
 /// Checks `--json` and `--plot` before any work starts: a run must not fail at its end because
@@ -206,8 +242,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (json, plot) = outputs(json, plot)?;
             commands::sweep(scenario, slots, &vary, &objective, json, plot, workers, shard)
         }
-        Command::Replay { scenario, slot } => commands::replay(scenario, slot),
-        Command::Merge { .. } => unreachable!("handled before the simulation"),
+        Command::Replay { scenario, slot, events } => {
+            let events = events.map(|p| OutputFile::check("--events", &p)).transpose()?;
+            commands::replay(scenario, slot, events)
+        }
+        Command::Merge { .. } | Command::Calibrate { .. } => unreachable!("handled before the simulation"),
     }
 }
 
@@ -308,10 +347,14 @@ mod commands {
         Ok(())
     }
 
-    pub fn replay(args: ScenarioArgs, slot: u64) -> anyhow::Result<()> {
+    pub fn replay(args: ScenarioArgs, slot: u64, events: Option<OutputFile>) -> anyhow::Result<()> {
         let simulator = Simulator::new(load(&args, None)?).progress(true);
         let replay = simulator.replay(slot).map_err(anyhow::Error::msg)?;
         print!("{}", simulator.render_replay(slot, &replay));
+        if let Some(path) = &events {
+            let lines: String = replay.events.iter().map(|e| e.to_json_line() + "\n").collect();
+            write(path, &lines)?;
+        }
         Ok(())
     }
 }

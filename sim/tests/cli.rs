@@ -127,3 +127,113 @@ fn sharded_runs_merge_into_the_same_report_file() {
     let out = sim(&["run", &nominal(), "--shard", "0/2"]);
     assert!(stderr(&out).contains("--json"), "a shard needs somewhere to go: {}", stderr(&out));
 }
+
+/// Replays slots `0..n` of the nominal scenario into one event log each, through `--events`.
+fn replayed_logs(dir: &std::path::Path, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|slot| {
+            let path = dir.join(format!("slot-{slot}.jsonl"));
+            let out = sim(&["replay", &nominal(), "--slot", &slot.to_string(), "--events", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            path.display().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn replay_writes_the_slots_events_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let out = sim(&["replay", &nominal(), "--slot", "104", "--events", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<_> = text.lines().map(|l| vortex::events::RecordedEvent::from_json_line(l).unwrap()).collect();
+    assert_eq!(events.first().unwrap().name, "slot_started");
+    assert!(events.last().unwrap().name.starts_with("slot_"), "{text}");
+    for e in &events {
+        // Every event of the file is one the text timeline shows, at the same time.
+        let at = format!("{:.3} ms  {}", e.number("elapsed_ms").unwrap(), e.name);
+        assert!(printed.contains(&at), "{at} not in\n{printed}");
+        assert_eq!(e.field("slot_id"), Some("104"));
+    }
+    let out = sim(&["replay", &nominal(), "--slot", "1", "--events", dir.path().to_str().unwrap()]);
+    assert!(stderr(&out).contains("--events") && stderr(&out).contains("is a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn calibrate_writes_a_scenario_that_runs_and_does_not_depend_on_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = replayed_logs(dir.path(), 12);
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    let calibrate = |logs: &[String], out: &std::path::Path| {
+        let mut args = vec!["calibrate", "--out", out.to_str().unwrap(), "--base"];
+        let base = nominal();
+        args.push(&base);
+        args.extend(logs.iter().map(String::as_str));
+        sim(&args)
+    };
+    let out = calibrate(&logs, &a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    logs.reverse();
+    assert!(calibrate(&logs, &b).status.success());
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap(), "log order changed the scenario");
+    assert!(text.starts_with("# Calibrated by `vortex-sim calibrate` from 12 slots in 12 event logs"), "{text:.300}");
+    assert!(text.contains("name: rtx3060-nominal-calibrated") && text.contains("empirical: ["), "{text:.2000}");
+    let out = sim(&["run", a.to_str().unwrap(), "--slots", "300"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("scenario rtx3060-nominal-calibrated"));
+}
+
+#[test]
+fn calibrate_refuses_bad_logs_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = replayed_logs(dir.path(), 1).remove(0);
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let not_json = file("not-json.jsonl", "{\"event\":\"slot_started\",\"slot_id\":1,\"deadline_ms\":45000}\nhello\n");
+    let unfinished = file("unfinished.jsonl", "{\"event\":\"slot_started\",\"slot_id\":1,\"deadline_ms\":45000}\n");
+    let aborted = file(
+        "aborted.jsonl",
+        "{\"event\":\"slot_started\",\"slot_id\":1,\"deadline_ms\":45000}\n\
+         {\"event\":\"slot_aborted\",\"slot_id\":1,\"elapsed_ms\":0,\"checkpoint\":\"before_start\"}\n",
+    );
+    let huge = dir.path().join("huge.jsonl");
+    // Sparse: the size check comes before any byte is read.
+    std::fs::File::create(&huge).unwrap().set_len(vortex_sim::calibrate::MAX_LOG_BYTES + 1).unwrap();
+    let huge = huge.display().to_string();
+    let missing = dir.path().join("missing.jsonl").display().to_string();
+    let out_path = dir.path().join("calibrated.yaml");
+    std::fs::write(&out_path, "earlier contents\n").unwrap();
+    let out = out_path.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec![&missing], format!("{missing}: cannot read")),
+        (vec![&good, &not_json], format!("{not_json}:2: not a JSON event object")),
+        (
+            vec![&huge],
+            format!("{huge}: {} bytes or more; an event log is at most", vortex_sim::calibrate::MAX_LOG_BYTES + 1),
+        ),
+        (vec![&good, &unfinished], format!("{unfinished}: no slot reached an outcome")),
+        (vec![&aborted], format!("no successful audio attempt in the 1 slot of {aborted}")),
+        (vec![&good, &good], format!("{good} is given twice")),
+        (vec![&good, "--slots", "0"], "--slots 0: expected a slot count from 1 to".to_string()),
+        (vec![&good, "--base", &missing], format!("--base: {missing}: cannot read")),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["calibrate", "--out", out];
+        all.extend(args);
+        let result = sim(&all);
+        assert_eq!(result.status.code(), Some(1), "{all:?}");
+        assert!(stderr(&result).contains(&want), "{all:?}: {}", stderr(&result));
+        assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "earlier contents\n", "{all:?} wrote its output");
+    }
+    let folder = dir.path().to_str().unwrap();
+    let result = sim(&["calibrate", "--out", folder, &good]);
+    assert!(stderr(&result).contains("--out") && stderr(&result).contains("is a directory"), "{}", stderr(&result));
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 6, "temporary files left behind");
+}
