@@ -79,6 +79,7 @@ fn main() {
     let entry = KokoroModelConfig {
         weights: "kokoro-v1_0.safetensors".into(),
         voices: "voices".into(),
+        architecture: None,
         dtype: ModelDtype::F32,
     };
     let started = Instant::now();

@@ -99,6 +99,7 @@ fn main() {
 
     let entry = LivePortraitModelConfig {
         weights: dir.clone(),
+        architecture: None,
         dtype: ModelDtype::F32,
         batch_frames: BatchFrames::new(batch as i128).expect("1 to 64 frames per batch"),
     };

@@ -253,13 +253,20 @@ pub struct ModelsConfig {
 
 /// LivePortrait's files and how it runs (docs/real-mode.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a map of LivePortrait's settings (weights, dtype, batch_frames)")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a map of LivePortrait's settings (weights, architecture, dtype, batch_frames)"
+)]
 pub struct LivePortraitModelConfig {
     /// The folder of the published checkpoints, in their published layout:
     /// `base_models/{appearance_feature_extractor, motion_extractor, warping_module,
     /// spade_generator}.pth` and `retargeting_models/stitching_retargeting_module.pth`; each may
     /// instead be a `.safetensors` file of the same name and tensor names.
     pub weights: PathBuf,
+    /// The networks' sizes in the reference's `models.yaml` layout
+    /// ([`crate::liveportrait::architecture`]); default: the published model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<PathBuf>,
     /// The dtype the weights are held in: only f32 (a half-precision LivePortrait is not checked
     /// against the reference yet).
     #[serde(default)]
@@ -282,11 +289,15 @@ impl Default for BatchFrames {
 
 /// Kokoro-82M's files: its weights and its voices (docs/real-mode.md says how to obtain them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a map of Kokoro's files (weights, voices) and dtype")]
+#[serde(deny_unknown_fields, expecting = "a map of Kokoro's files (weights, voices, architecture) and dtype")]
 pub struct KokoroModelConfig {
     /// `kokoro-v1_0.safetensors` (`tools/kokoro_weights.py convert`'s output, or any conversion
     /// under the checkpoint's names), or the published PyTorch checkpoint `kokoro-v1_0.pth`.
     pub weights: PathBuf,
+    /// The architecture in the layout of Kokoro's `config.json`
+    /// ([`crate::kokoro::architecture`]); default: Kokoro-82M v1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<PathBuf>,
     /// A folder of voices (`NAME.bin`, `NAME.npy` or `NAME.pt`), or a `.npz` archive of them
     /// (`voices-v1.0.bin`).
     pub voices: PathBuf,

@@ -55,7 +55,12 @@ fn incomplete_or_malformed_checkpoints_are_refused_naming_the_file() {
 
 #[test]
 fn the_budget_counts_a_pth_checkpoint_by_its_size() {
-    let entry = KokoroModelConfig { weights: fixture("tiny.pth"), voices: "voices".into(), dtype: ModelDtype::F32 };
+    let entry = KokoroModelConfig {
+        weights: fixture("tiny.pth"),
+        voices: "voices".into(),
+        architecture: None,
+        dtype: ModelDtype::F32,
+    };
     let (bytes, _) = resident_size(&entry, Path::new("/")).unwrap();
     assert_eq!(bytes, std::fs::metadata(fixture("tiny.pth")).unwrap().len());
 }

@@ -3,6 +3,7 @@
 //! candle lacks are in [`crate::ops`].
 //!
 //! - [`albert`]: PL-BERT, the ALBERT text model Kokoro runs over phoneme ids.
+//! - [`architecture`]: the `config.json` that `models.kokoro.architecture` names.
 //! - [`blocks`]: weight-normed convolutions and `AdainResBlk1d`, shared by the predictor and
 //!   the decoder.
 //! - [`decoder`]: the decoder and its iSTFTNet vocoder: aligned text features, F0, energy and
@@ -14,6 +15,7 @@
 //! - [`predictor`]: the prosody predictor: duration encoder, phoneme durations, F0 and energy.
 
 pub mod albert;
+pub mod architecture;
 pub mod blocks;
 pub mod decoder;
 pub mod g2p;

@@ -15,7 +15,7 @@ use super::model::{input_error, Config, Kokoro, SAMPLE_RATE};
 use super::voices::Voices;
 use crate::config::KokoroModelConfig;
 use crate::executor::{CancelToken, ModelError};
-use crate::loading::{mmap_safetensors, open_regular, quote, read_pth};
+use crate::loading::{mmap_safetensors, open_regular, quote, read_pth, read_text_limited, MAX_JSON_BYTES};
 use crate::weights::WeightsFile;
 use crate::LoadError;
 
@@ -68,11 +68,16 @@ impl KokoroPipeline {
     /// `base_dir` is the config file's folder.
     pub fn load(entry: &KokoroModelConfig, base_dir: &Path, device: &Device) -> Result<Self, LoadError> {
         let weights = base_dir.join(&entry.weights);
-        let cfg = Config::kokoro_v1();
+        let (cfg, what) = match &entry.architecture {
+            None => (Config::kokoro_v1(), "Kokoro-82M v1.0's weights".to_string()),
+            Some(arch) => {
+                let path = base_dir.join(arch);
+                (read_architecture(&path)?, format!("the weights of the architecture in {}", path.display()))
+            }
+        };
         let vb = weights_var_builder(&weights, device)?;
-        let model = Kokoro::new(&cfg, vb).map_err(|e| {
-            LoadError::file("kokoro", &weights, format!("not Kokoro-82M v1.0's weights: {}", quote(e)), PUBLISHED)
-        })?;
+        let model = Kokoro::new(&cfg, vb)
+            .map_err(|e| LoadError::file("kokoro", &weights, format!("not {what}: {}", quote(e)), PUBLISHED))?;
         let voices_path = base_dir.join(&entry.voices);
         let voices = Voices::open(&voices_path)
             .map_err(|e| LoadError::file("kokoro", &voices_path, e.to_string(), PUBLISHED))?;
@@ -200,6 +205,20 @@ fn append(speech: &mut Speech, samples: Vec<f32>, durations: &[u32], symbols: &[
         speech.phonemes.push(PhonemeTiming { symbol, start, len });
         start += len;
     }
+}
+
+/// What an architecture error points to.
+pub const ARCHITECTURE_HELP: &str = "models.kokoro.architecture names a file in the layout of Kokoro's config.json \
+     (hexgrad/Kokoro-82M); docs/real-mode.md lists its keys and docs/reliability.md their bounds";
+
+/// Reads the architecture file `models.kokoro.architecture` names (at most
+/// [`crate::loading::MAX_JSON_BYTES`]).
+pub fn read_architecture(path: &Path) -> Result<Config, LoadError> {
+    let refuse = |reason: String| {
+        LoadError::file("kokoro", path, format!("models.kokoro.architecture: {reason}"), ARCHITECTURE_HELP)
+    };
+    let text = read_text_limited(path, MAX_JSON_BYTES, "an architecture file").map_err(refuse)?;
+    super::architecture::from_json(&text).map_err(|e| refuse(e.to_string()))
 }
 
 /// A `VarBuilder` over Kokoro's weights: a safetensors file (memory-mapped, checked), or the

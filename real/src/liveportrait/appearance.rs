@@ -33,7 +33,8 @@ pub const MAX_DIM: usize = 1 << 16;
 const KERNEL: usize = 3;
 
 /// F's hyperparameters: models.yaml's `appearance_feature_extractor_params`, under its names.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Channels of the input image.
     pub image_channel: usize,

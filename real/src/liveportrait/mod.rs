@@ -12,9 +12,11 @@
 //! - the SPADE generator G: the warped features to a 512 × 512 RGB frame;
 //! - the stitching and the lip and eye retargeting MLPs S.
 //!
-//! Besides the networks, [`driver`] turns the slot's audio into each frame's motion targets.
+//! [`architecture`] reads the networks' sizes from a file in the reference's `models.yaml`
+//! layout. Besides the networks, [`driver`] turns the slot's audio into each frame's motion targets.
 
 pub mod appearance;
+pub mod architecture;
 pub mod blocks;
 pub mod dense_motion;
 pub mod driver;

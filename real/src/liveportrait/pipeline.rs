@@ -65,7 +65,7 @@ pub const FILES: [(&str, &str); 5] = [
 ];
 
 /// The five networks' configs and the input side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// F.
     pub appearance: appearance::Config,
@@ -161,11 +161,17 @@ impl LivePortraitPipeline {
             let tensors = read_pth("liveportrait", &path, &parts, MAX_PTH_BYTES, PUBLISHED)?;
             Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
         };
+        let (cfg, what) = match &entry.architecture {
+            None => (Config::liveportrait(), "LivePortrait's weights".to_string()),
+            Some(arch) => {
+                let path = base_dir.join(arch);
+                (read_architecture(&path)?, format!("the weights of the architecture in {}", path.display()))
+            }
+        };
         let files = [file(0)?, file(1)?, file(2)?, file(3)?, file(4)?];
         let batch = entry.batch_frames.get() as usize;
-        LivePortraitPipeline::new(Config::liveportrait(), files, batch).map_err(|e| {
-            LoadError::file("liveportrait", &dir, format!("not LivePortrait's weights: {}", quote(e)), PUBLISHED)
-        })
+        LivePortraitPipeline::new(cfg, files, batch)
+            .map_err(|e| LoadError::file("liveportrait", &dir, format!("not {what}: {}", quote(e)), PUBLISHED))
     }
 
     /// Frames generated per batch.
@@ -296,6 +302,21 @@ impl LivePortraitPipeline {
         let frames = self.animate(&source, &motion, cancel, |_| {})?;
         Ok(Video { frames, fps: FPS as f32 })
     }
+}
+
+/// What an architecture error points to.
+pub const ARCHITECTURE_HELP: &str = "models.liveportrait.architecture names a file in the layout of LivePortrait's \
+     src/config/models.yaml; docs/real-mode.md lists its keys and docs/reliability.md their bounds";
+
+/// Reads the architecture file `models.liveportrait.architecture` names (at most
+/// [`vortex::yaml::MAX_YAML_BYTES`]).
+pub fn read_architecture(path: &Path) -> Result<Config, LoadError> {
+    let refuse = |reason: String| {
+        LoadError::file("liveportrait", path, format!("models.liveportrait.architecture: {reason}"), ARCHITECTURE_HELP)
+    };
+    let text = crate::loading::read_text_limited(path, vortex::yaml::MAX_YAML_BYTES, "an architecture file")
+        .map_err(refuse)?;
+    super::architecture::from_yaml(&path.display().to_string(), &text).map_err(|e| refuse(e.to_string()))
 }
 
 /// Generator output `(B, 3, H, W)` in [0, 1] to RGB frames; a non-finite value is invalid output.

@@ -53,8 +53,10 @@ pub const MAX_CHANNELS: usize = 8192;
 /// Most down blocks accepted (the width doubles with each).
 pub const MAX_DOWN_BLOCKS: usize = 8;
 
-/// models.yaml's `spade_generator_params`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// models.yaml's `spade_generator_params`; `hidden` and `out_channels` are this project's keys
+/// (the reference fixes them in code), left out of a file when they are the reference's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// 2: PixelShuffle(2) doubles the 256 × 256 image to 512 × 512; 1 (or 0, the reference's
     /// `None`): no shuffle.
@@ -67,9 +69,27 @@ pub struct Config {
     pub num_down_blocks: usize,
     /// Channels of each SPADE's shared hidden convolution ([`SPADE_HIDDEN`] in the reference;
     /// smaller only for fast tests).
+    #[serde(default = "spade_hidden", skip_serializing_if = "is_spade_hidden")]
     pub hidden: usize,
     /// Output channels of `up_1` ([`OUT_CHANNELS`] in the reference; smaller only for fast tests).
+    #[serde(default = "out_channels", skip_serializing_if = "is_out_channels")]
     pub out_channels: usize,
+}
+
+fn spade_hidden() -> usize {
+    SPADE_HIDDEN
+}
+
+fn is_spade_hidden(v: &usize) -> bool {
+    *v == SPADE_HIDDEN
+}
+
+fn out_channels() -> usize {
+    OUT_CHANNELS
+}
+
+fn is_out_channels(v: &usize) -> bool {
+    *v == OUT_CHANNELS
 }
 
 impl Config {

@@ -45,7 +45,8 @@ pub const MAX_WIDTH: usize = 1 << 16;
 pub const MAX_HIDDEN_LAYERS: usize = 64;
 
 /// One `StitchingRetargetingNetwork`'s sizes, under models.yaml's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlpConfig {
     /// Features in.
     pub input_size: usize,
@@ -74,7 +75,8 @@ impl MlpConfig {
 }
 
 /// models.yaml's `stitching_retargeting_module_params`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// The stitching network (`stitching`).
     pub stitching: MlpConfig,

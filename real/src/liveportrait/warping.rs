@@ -27,7 +27,8 @@ use super::dense_motion::{self, DenseMotion, DenseMotionNetwork};
 use crate::ops::{conv2d, grid_sample_3d, Conv2d};
 
 /// models.yaml's `dense_motion_params`, the dense motion network's own sizes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DenseMotionParams {
     /// Width of the hourglass' first level.
     pub block_expansion: usize,
@@ -42,7 +43,8 @@ pub struct DenseMotionParams {
 }
 
 /// models.yaml's `warping_module_params`, under its field names.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Keypoints (21 in the published model).
     pub num_kp: usize,
