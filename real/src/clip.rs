@@ -5,9 +5,10 @@
 //!   Supervision* (2021). Reference code: `transformers`' `CLIPModel`; the network itself is
 //!   this crate's [`crate::clip_model`], loaded from the same checkpoint names.
 //! - Each model: the keyframes are preprocessed as CLIP does (shortest side resized to the input
-//!   size with a bicubic filter, center crop, per-channel normalisation), embedded, and scored as
-//!   the mean cosine similarity with the prompt's embedding.
-//! - The two scores are combined into the self-check's verdict in [`crate::verification`].
+//!   size with a bicubic filter, center crop, per-channel normalisation), embedded, and each
+//!   keyframe's cosine similarity with the prompt's embedding is kept.
+//! - [`crate::verification`] rescales them to CLIPScore and combines the two models' scores into
+//!   the self-check's verdict.
 
 use std::path::Path;
 
@@ -344,8 +345,9 @@ fn l2_normalize(v: &Tensor) -> candle_core::Result<Tensor> {
 /// One model's scores of a video's keyframes.
 #[derive(Debug, Clone)]
 pub struct ModelScore {
-    /// Mean cosine similarity of the keyframes and the prompt.
-    pub score: f64,
+    /// Each keyframe's raw cosine similarity with the prompt, in keyframe order; the verdict
+    /// rescales them ([`crate::verification::mean_clip_score`]).
+    pub cosines: Vec<f64>,
     /// Mean keyframe embedding, L2-normalised.
     pub mean_embedding: Vec<f32>,
     /// True when the prompt was cut to the context.
@@ -366,9 +368,9 @@ pub fn score(
     ensure_finite(&text.embedding, &format!("{}: the prompt's embedding", encoder.name))?;
     ensure_finite(&images, &format!("{}: the keyframes' embeddings", encoder.name))?;
     let sims = images.matmul(&text.embedding.t()?)?.squeeze(1)?.to_vec1::<f32>()?;
-    let score = sims.iter().map(|&s| s as f64).sum::<f64>() / sims.len() as f64;
+    let cosines = sims.iter().map(|&s| s as f64).collect();
     let mean = l2_normalize(&images.mean_keepdim(0)?)?.squeeze(0)?.to_vec1::<f32>()?;
-    Ok(ModelScore { score, mean_embedding: mean, truncated: text.truncated })
+    Ok(ModelScore { cosines, mean_embedding: mean, truncated: text.truncated })
 }
 
 /// Bytes and tensor count of one CLIP model once resident (read from its header only).

@@ -487,10 +487,11 @@ impl ModelDtype {
 }
 
 bounded_f64!(
-    /// A cosine similarity threshold, from -1 to 1.
-    pub Cosine,
-    |v| (-1.0..=1.0).contains(&v),
-    "a cosine similarity from -1 to 1"
+    /// A CLIPScore threshold, from 0 to 2.5: 2.5 × the cosine similarity, negatives counted as 0
+    /// (Hessel et al., 2021; [`crate::verification::clip_score`]).
+    pub ClipScore,
+    |v| (0.0..=crate::verification::CLIP_SCORE_W).contains(&v),
+    "a CLIPScore (2.5 × cosine similarity) from 0 to 2.5"
 );
 
 bounded_f64!(
@@ -501,10 +502,10 @@ bounded_f64!(
 );
 
 bounded_f64!(
-    /// A difference of two cosine similarities, from 0 to 2.
-    pub CosineGap,
-    |v| (0.0..=2.0).contains(&v),
-    "a difference of cosine similarities from 0 to 2"
+    /// A difference of two CLIPScores, from 0 to 2.5 (each score is from 0 to 2.5).
+    pub ClipScoreGap,
+    |v| (0.0..=crate::verification::CLIP_SCORE_W).contains(&v),
+    "a difference of CLIPScores from 0 to 2.5"
 );
 
 bounded_int!(
@@ -521,24 +522,26 @@ bounded_int!(
 pub struct VerificationConfig {
     /// Keyframes sampled evenly from the video.
     pub keyframes: Keyframes,
-    /// ViT-B/32 score needed to pass (mean cosine similarity of frames and prompt).
-    pub b32_min: Cosine,
-    /// ViT-L/14 score needed to pass.
-    pub l14_min: Cosine,
+    /// ViT-B/32 CLIPScore needed to pass (the keyframes' mean of 2.5 × max(cosine, 0)); 0.70 is
+    /// cosine 0.28, LAION-5B's ViT-B/32 filter (docs/decisions.md D16).
+    pub b32_min: ClipScore,
+    /// ViT-L/14 CLIPScore needed to pass; 0.60 is cosine 0.24, below mmc4's published ViT-L/14
+    /// matched pairs (0.28, 0.32).
+    pub l14_min: ClipScore,
     /// Weight of ViT-B/32 in the ensemble score (ViT-L/14 gets 1 minus this).
     pub b32_weight: Share,
-    /// Flag an outlier when the two scores differ by more than this.
-    pub outlier_gap: CosineGap,
+    /// Flag an outlier when the two models' CLIPScores differ by more than this.
+    pub outlier_gap: ClipScoreGap,
 }
 
 impl Default for VerificationConfig {
     fn default() -> Self {
         VerificationConfig {
             keyframes: Keyframes::new(5).expect("a valid default"),
-            b32_min: Cosine::new(0.70).expect("a valid default"),
-            l14_min: Cosine::new(0.72).expect("a valid default"),
+            b32_min: ClipScore::new(0.70).expect("a valid default"),
+            l14_min: ClipScore::new(0.60).expect("a valid default"),
             b32_weight: Share::new(0.4).expect("a valid default"),
-            outlier_gap: CosineGap::new(0.15).expect("a valid default"),
+            outlier_gap: ClipScoreGap::new(0.30).expect("a valid default"),
         }
     }
 }

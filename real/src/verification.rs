@@ -1,8 +1,14 @@
 //! The self-check's verdict: the dual CLIP ensemble's two scores combined, and the keyframes it
 //! scores. The models themselves are in [`crate::clip`].
 //!
-//! - Ensemble score = `b32_weight` × B + (1 − `b32_weight`) × L; the self-check passes when
-//!   B ≥ `b32_min` and L ≥ `l14_min`; an outlier is flagged when |B − L| > `outlier_gap`.
+//! - Each model's score is CLIPScore (Hessel et al., 2021, *CLIPScore: A Reference-free
+//!   Evaluation Metric for Image Captioning*): per keyframe 2.5 × max(cosine, 0), averaged over
+//!   the keyframes. Raw cosines of a matching image and caption are about 0.25 to 0.35; the 2.5
+//!   stretches them towards [0, 1] so that thresholds read like the paper's figures
+//!   (docs/decisions.md D16). The mean raw cosine is kept beside it for published raw figures.
+//! - Ensemble score = `b32_weight` × B + (1 − `b32_weight`) × L, in CLIPScore; the self-check
+//!   passes when B ≥ `b32_min` and L ≥ `l14_min`; an outlier is flagged when |B − L| >
+//!   `outlier_gap`.
 //! - Consensus embedding: each model's mean keyframe embedding, L2-normalised, scaled by its
 //!   ensemble weight, the two concatenated (B's first) and L2-normalised again.
 
@@ -10,18 +16,25 @@ use crate::clip::ModelScore;
 use crate::config::VerificationConfig;
 use crate::media::{Frame, Video};
 
+/// CLIPScore's rescaling weight w (Hessel et al., 2021): scores run from 0 to 2.5.
+pub const CLIP_SCORE_W: f64 = 2.5;
+
 /// The self-check's result.
 #[derive(Debug, Clone)]
 pub struct ClipVerdict {
-    /// ViT-B/32 score.
+    /// ViT-B/32 CLIPScore, 0 to 2.5.
     pub score_b32: f64,
-    /// ViT-L/14 score.
+    /// ViT-L/14 CLIPScore, 0 to 2.5.
     pub score_l14: f64,
-    /// Weighted ensemble score.
+    /// ViT-B/32 mean raw cosine similarity of the keyframes and the prompt, -1 to 1.
+    pub cosine_b32: f64,
+    /// ViT-L/14 mean raw cosine similarity, -1 to 1.
+    pub cosine_l14: f64,
+    /// Weighted ensemble of the two CLIPScores.
     pub ensemble: f64,
-    /// B ≥ b32_min and L ≥ l14_min.
+    /// B ≥ b32_min and L ≥ l14_min (CLIPScores).
     pub passed: bool,
-    /// |B − L| > outlier_gap.
+    /// |B − L| > outlier_gap (CLIPScores).
     pub outlier: bool,
     /// The consensus embedding (see the module docs), L2-normalised.
     pub embedding: Vec<f32>,
@@ -33,10 +46,33 @@ impl vortex::Verdict for ClipVerdict {
     }
 }
 
+/// CLIPScore of one image–text cosine similarity: 2.5 × max(cosine, 0). A negative cosine counts
+/// as no match at all rather than as a penalty, as in the paper.
+pub fn clip_score(cosine: f64) -> f64 {
+    CLIP_SCORE_W * cosine.max(0.0)
+}
+
+/// A model's CLIPScore over keyframes: the mean of each keyframe's CLIPScore (clamped per frame,
+/// as the paper averages per pair). No keyframes score 0, which fails any threshold above 0.
+pub fn mean_clip_score(cosines: &[f64]) -> f64 {
+    if cosines.is_empty() {
+        return 0.0;
+    }
+    cosines.iter().map(|&c| clip_score(c)).sum::<f64>() / cosines.len() as f64
+}
+
+fn mean_cosine(cosines: &[f64]) -> f64 {
+    if cosines.is_empty() {
+        return 0.0;
+    }
+    cosines.iter().sum::<f64>() / cosines.len() as f64
+}
+
 /// Combines the two models' scores into a verdict.
 pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> ClipVerdict {
     let w = cfg.b32_weight.get();
-    let ensemble = w * b32.score + (1.0 - w) * l14.score;
+    let (score_b32, score_l14) = (mean_clip_score(&b32.cosines), mean_clip_score(&l14.cosines));
+    let ensemble = w * score_b32 + (1.0 - w) * score_l14;
     let mut embedding: Vec<f32> = b32
         .mean_embedding
         .iter()
@@ -48,11 +84,13 @@ pub fn verdict(b32: &ModelScore, l14: &ModelScore, cfg: &VerificationConfig) -> 
         embedding.iter_mut().for_each(|x| *x /= norm);
     }
     ClipVerdict {
-        score_b32: b32.score,
-        score_l14: l14.score,
+        score_b32,
+        score_l14,
+        cosine_b32: mean_cosine(&b32.cosines),
+        cosine_l14: mean_cosine(&l14.cosines),
         ensemble,
-        passed: b32.score >= cfg.b32_min.get() && l14.score >= cfg.l14_min.get(),
-        outlier: (b32.score - l14.score).abs() > cfg.outlier_gap.get(),
+        passed: score_b32 >= cfg.b32_min.get() && score_l14 >= cfg.l14_min.get(),
+        outlier: (score_b32 - score_l14).abs() > cfg.outlier_gap.get(),
         embedding,
     }
 }

@@ -10,10 +10,11 @@ use candle_core::Device;
 use common::{write_config_with_clips, write_tiny_clip};
 use vortex::{Outcome, Recipe, SlotScheduler, Stage, StageError, Stages, StaticPredictor};
 use vortex_real::clip::{self, ClipEncoder, ModelScore};
-use vortex_real::config::Config;
+use vortex_real::config::{ClipScore, ClipScoreGap, Config, VerificationConfig};
 use vortex_real::media::{Frame, Video};
 use vortex_real::models::Models;
 use vortex_real::stages::RealStages;
+use vortex_real::verification::{clip_score, mean_clip_score, verdict, CLIP_SCORE_W};
 
 fn video(frames: usize) -> Video {
     // Test input standing in for the video stage's output: a gradient that moves frame by frame.
@@ -83,19 +84,85 @@ fn missing_class_embedding_is_a_load_error_not_a_random_tensor() {
     assert!(err.contains("openai/clip-vit-large-patch14"), "{err}");
 }
 
+fn scored(cosines: &[f64], embedding: Vec<f32>) -> ModelScore {
+    ModelScore { cosines: cosines.to_vec(), mean_embedding: embedding, truncated: false }
+}
+
+fn config(b32_min: f64, l14_min: f64, outlier_gap: f64) -> VerificationConfig {
+    VerificationConfig {
+        b32_min: ClipScore::new(b32_min).unwrap(),
+        l14_min: ClipScore::new(l14_min).unwrap(),
+        outlier_gap: ClipScoreGap::new(outlier_gap).unwrap(),
+        ..Default::default()
+    }
+}
+
 #[test]
-fn verdict_combines_scores_as_configured() {
-    let cfg = vortex_real::config::VerificationConfig::default();
-    let s = |score, e: Vec<f32>| ModelScore { score, mean_embedding: e, truncated: false };
-    let v = vortex_real::verification::verdict(&s(0.71, vec![1.0, 0.0]), &s(0.90, vec![0.0, 1.0, 0.0]), &cfg);
-    assert!((v.ensemble - (0.4 * 0.71 + 0.6 * 0.90)).abs() < 1e-12);
-    assert!(v.passed && v.outlier);
+fn verdict_combines_clip_scores_as_configured() {
+    let cfg = VerificationConfig::default();
+    let (b, l) = ([0.30, 0.32], [0.36]);
+    let v = verdict(&scored(&b, vec![1.0, 0.0]), &scored(&l, vec![0.0, 1.0, 0.0]), &cfg);
+    assert_eq!(v.score_b32, (clip_score(0.30) + clip_score(0.32)) / 2.0);
+    assert_eq!(v.score_l14, clip_score(0.36));
+    assert_eq!((v.cosine_b32, v.cosine_l14), ((0.30 + 0.32) / 2.0, 0.36), "the raw cosines are kept");
+    assert!((v.ensemble - (0.4 * v.score_b32 + 0.6 * v.score_l14)).abs() < 1e-12);
+    assert!(v.passed && !v.outlier);
     assert_eq!(v.embedding.len(), 5);
     let norm: f32 = v.embedding.iter().map(|x| x * x).sum();
     assert!((norm - 1.0).abs() < 1e-6);
     assert!((v.embedding[0] / v.embedding[3] - 0.4 / 0.6).abs() < 1e-6);
-    let v = vortex_real::verification::verdict(&s(0.69, vec![1.0]), &s(0.80, vec![1.0]), &cfg);
-    assert!(!v.passed && !v.outlier);
+}
+
+#[test]
+fn clip_score_is_two_and_a_half_cosines_with_negatives_clamped_per_keyframe() {
+    assert_eq!(clip_score(0.4), 2.5 * 0.4);
+    assert_eq!(clip_score(1.0), CLIP_SCORE_W);
+    assert_eq!((clip_score(0.0), clip_score(-0.3), clip_score(-1.0)), (0.0, 0.0, 0.0));
+    // Clamped per keyframe, then averaged: a negative frame adds 0, not a penalty.
+    assert_eq!(mean_clip_score(&[0.4, -0.4]), clip_score(0.4) / 2.0);
+    assert_eq!(mean_clip_score(&[]), 0.0, "no keyframes score nothing");
+    let v = verdict(&scored(&[-0.2, -0.1], vec![1.0]), &scored(&[-0.5], vec![1.0]), &config(0.0, 0.0, 0.3));
+    assert_eq!((v.score_b32, v.score_l14), (0.0, 0.0));
+    assert!(v.cosine_b32 < 0.0 && v.cosine_l14 < 0.0, "the raw means keep their sign");
+    assert!(v.passed, "thresholds of 0 pass anything, as configured");
+}
+
+#[test]
+fn each_model_passes_at_its_threshold_and_fails_just_below() {
+    let (b, l) = (0.29, 0.25);
+    let at = config(clip_score(b), clip_score(l), 2.5);
+    assert!(verdict(&scored(&[b], vec![1.0]), &scored(&[l], vec![1.0]), &at).passed);
+    let above_b = config(clip_score(b) + 1e-9, clip_score(l), 2.5);
+    assert!(!verdict(&scored(&[b], vec![1.0]), &scored(&[l], vec![1.0]), &above_b).passed, "B/32 short");
+    let above_l = config(clip_score(b), clip_score(l) + 1e-9, 2.5);
+    assert!(!verdict(&scored(&[b], vec![1.0]), &scored(&[l], vec![1.0]), &above_l).passed, "L/14 short");
+}
+
+#[test]
+fn an_outlier_is_flagged_when_the_clip_scores_differ_by_more_than_the_gap() {
+    let (b, l) = (0.36, 0.20);
+    let gap = clip_score(b) - clip_score(l);
+    let at = verdict(&scored(&[b], vec![1.0]), &scored(&[l], vec![1.0]), &config(0.0, 0.0, gap));
+    assert!(!at.outlier, "a difference equal to the gap is not an outlier");
+    let below = verdict(&scored(&[b], vec![1.0]), &scored(&[l], vec![1.0]), &config(0.0, 0.0, gap - 1e-9));
+    assert!(below.outlier);
+    let swapped = verdict(&scored(&[l], vec![1.0]), &scored(&[b], vec![1.0]), &config(0.0, 0.0, gap - 1e-9));
+    assert!(swapped.outlier, "either model may be the high one");
+}
+
+#[test]
+fn the_default_thresholds_pass_published_matching_pairs_and_refuse_a_mismatched_one() {
+    let cfg = VerificationConfig::default();
+    // Published raw cosines (docs/decisions.md D16): the CLIPScore reference's matching example
+    // (ViT-B/32, CLIPScore 0.8584) and mmc4's example image matched to its sentence (ViT-L/14,
+    // 0.2769); the reference's mismatched caption (ViT-B/32, CLIPScore 0.5474).
+    let (b32_matching, l14_matching, b32_mismatched) = (0.8584 / 2.5, 0.27694, 0.5474 / 2.5);
+    let v = verdict(&scored(&[b32_matching], vec![1.0]), &scored(&[l14_matching], vec![1.0]), &cfg);
+    assert!(v.passed && !v.outlier, "{v:?}");
+    let v = verdict(&scored(&[b32_mismatched], vec![1.0]), &scored(&[l14_matching], vec![1.0]), &cfg);
+    assert!(!v.passed, "{v:?}");
+    // The design's raw-cosine reading of the same thresholds refused every matching pair.
+    assert!(b32_matching < cfg.b32_min.get() && l14_matching < cfg.l14_min.get());
 }
 
 /// Test doubles for the stages not built yet, and the real verification stage.
@@ -147,10 +214,13 @@ async fn real_clip_stage_runs_through_the_scheduler() {
     let result = scheduler.run_slot(&recipe, Duration::from_secs(600)).await;
     let completed = result.completed().unwrap_or_else(|| panic!("{:?}", result.outcome));
     let v = &completed.outputs.verdict;
-    assert!((-1.0..=1.0).contains(&v.score_b32) && (-1.0..=1.0).contains(&v.score_l14));
+    assert!((0.0..=CLIP_SCORE_W).contains(&v.score_b32) && (0.0..=CLIP_SCORE_W).contains(&v.score_l14));
+    assert!((-1.0..=1.0).contains(&v.cosine_b32) && (-1.0..=1.0).contains(&v.cosine_l14));
+    assert!(v.score_b32 >= clip_score(v.cosine_b32) - 1e-12, "clamping per keyframe never lowers it");
     assert_eq!(v.embedding.len(), 32);
     // Random weights score near zero: the self-check fails, and the slot still completes.
-    assert_eq!(completed.clip_passed, v.score_b32 >= 0.70 && v.score_l14 >= 0.72);
+    let cfg = &config.verification;
+    assert_eq!(completed.clip_passed, v.score_b32 >= cfg.b32_min.get() && v.score_l14 >= cfg.l14_min.get());
     assert_eq!(result.attempts.clip, 1);
 }
 

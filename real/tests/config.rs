@@ -98,18 +98,45 @@ fn bf16_models_are_refused_on_the_cpu() {
 #[test]
 fn verification_values_are_checked_where_they_are_parsed() {
     let section = |body: &str| {
-        format!("{GOOD}verification: {{ keyframes: 5, b32_min: 0.7, l14_min: 0.72, b32_weight: 0.4, outlier_gap: 0.15, {body} }}\n")
+        format!("{GOOD}verification: {{ keyframes: 5, b32_min: 0.7, l14_min: 0.6, b32_weight: 0.4, outlier_gap: 0.3, {body} }}\n")
     };
     let ok = Config::from_yaml_str("test.yaml", &section("")).unwrap();
     assert_eq!(ok.verification, Default::default());
-    let message = refused(&section("").replace("b32_min: 0.7", "b32_min: 1.5"));
-    assert!(message.starts_with("test.yaml: verification.b32_min: expected a cosine similarity from -1 to 1, got 1.5"));
     let message = refused(&section("").replace("keyframes: 5", "keyframes: 0"));
     assert!(
         message.starts_with("test.yaml: verification.keyframes: expected a number of keyframes from 1 to 64, got 0")
     );
     let message = refused(&section("").replace("b32_weight: 0.4", "b32_weight: -0.1"));
     assert!(message.contains("verification.b32_weight: expected a share from 0 to 1, got -0.1"), "{message}");
+}
+
+#[test]
+fn verification_thresholds_are_clip_scores_from_0_to_2_5() {
+    let section = |key: &str, value: &str| {
+        let all = "keyframes: 5, b32_min: 0.7, l14_min: 0.6, b32_weight: 0.4, outlier_gap: 0.3";
+        let body = all.split(", ").map(|kv| if kv.starts_with(key) { format!("{key}: {value}") } else { kv.into() });
+        format!("{GOOD}verification: {{ {} }}\n", body.collect::<Vec<_>>().join(", "))
+    };
+    for key in ["b32_min", "l14_min"] {
+        for bad in ["2.6", "-0.1", ".nan"] {
+            let message = refused(&section(key, bad));
+            let expected = format!(
+                "test.yaml: verification.{key}: expected a CLIPScore (2.5 × cosine similarity) from 0 to 2.5, got"
+            );
+            assert!(message.starts_with(&expected), "{message}");
+        }
+        for edge in ["0", "2.5"] {
+            assert!(Config::from_yaml_str("test.yaml", &section(key, edge)).is_ok(), "{key}: {edge}");
+        }
+    }
+    let message = refused(&section("outlier_gap", "3"));
+    assert!(
+        message.starts_with(
+            "test.yaml: verification.outlier_gap: expected a difference of CLIPScores from 0 to 2.5, got 3"
+        ),
+        "{message}"
+    );
+    assert!(Config::from_yaml_str("test.yaml", &section("outlier_gap", "2.5")).is_ok());
 }
 
 #[test]
