@@ -35,6 +35,7 @@ pub mod budget;
 pub mod clip;
 pub mod clip_model;
 pub mod config;
+pub mod director;
 pub mod executor;
 pub mod flux;
 #[doc(hidden)]

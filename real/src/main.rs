@@ -49,6 +49,11 @@ enum Command {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
     },
+    /// Generate one slot end to end with all four models (audio ∥ image → video → CLIP check)
+    /// under its deadline, and write its folder: audio.wav, the clip (slot.mp4 when ffmpeg is on
+    /// PATH, else video.y4m), actor.png, result.json and events.jsonl. Exit code 0: delivered;
+    /// 3: completed late or rejected by the self-check; 4: aborted; 5: failed; 1: error.
+    Run(RunArgs),
     /// Animate an actor image with LivePortrait (models.liveportrait in the config), its lips
     /// driven by a speech WAV, into a 24 fps 512×512 clip: an mp4 with the audio when ffmpeg is
     /// on PATH, otherwise a .y4m video beside a .wav copy of the audio.
@@ -77,6 +82,23 @@ enum Command {
     },
 }
 
+/// `vortex run`'s flags.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The recipe (YAML or JSON; docs/recipes.md), checked before any model loads.
+    #[arg(long)]
+    recipe: PathBuf,
+    /// The config file (models, orchestration, verification).
+    #[arg(long, default_value = "config.yaml")]
+    config: PathBuf,
+    /// The slot's folder: must not exist, or be empty; written whole or not at all.
+    #[arg(long)]
+    out: PathBuf,
+    /// The slot's deadline in seconds from its start (above 0, at most 86,400).
+    #[arg(long, default_value_t = 45.0)]
+    deadline_s: f64,
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file and print the effective values.
@@ -98,28 +120,75 @@ enum ModelsCommand {
 }
 
 fn main() -> ExitCode {
-    init_logs();
+    // Structured logs: JSON lines on standard error filtered by `RUST_LOG` (default `warn`;
+    // `RUST_LOG=info` shows every slot event), and each slot's own event capture.
+    vortex_real::director::capture::init_logs();
     vortex_real::keep_freed_memory();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run_slot(&args),
+        command => run(command).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `vortex run`: checks the recipe, the deadline and the folder before loading anything, then
+/// loads the models, runs the slot and writes its folder. The exit code says the outcome.
+fn run_slot(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let recipe = vortex::Recipe::load(&args.recipe)?;
+    let deadline = vortex::units::Seconds::new(args.deadline_s)
+        .map_err(|e| anyhow::anyhow!("--deadline-s {}: {e}", args.deadline_s))?
+        .duration();
+    let out = vortex_real::director::files::OutDir::check("--out", &args.out)?;
+    let (config, base) = load_config(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Wall clock on purpose: load and generation times are reported to the person running it.
+    let started = std::time::Instant::now();
+    let director = runtime.block_on(vortex_real::director::Director::load(&config, base))?;
+    let loaded = started.elapsed();
+    director.check(&recipe).map_err(|e| anyhow::anyhow!("{}: {e}", args.recipe.display()))?;
+    let run = runtime.block_on(director.run_slot(&recipe, deadline))?;
+    let written = vortex_real::director::files::write_run(&run, &out, vortex_real::media::ffmpeg_on_path())?;
+    let verdict = run.verdict();
+    let report = &run.report;
+    let outcome = match &report.outcome {
+        vortex::Outcome::Completed(c) => format!(
+            "completed {} the {:.1} s deadline, self-check {}",
+            if c.deadline_met { "within" } else { "after" },
+            report.meta.deadline.as_secs_f64(),
+            if c.clip_passed { "passed" } else { "rejected" }
+        ),
+        vortex::Outcome::Aborted(a) => {
+            format!(
+                "aborted {} (the predictor expected it to end at {:.1} s)",
+                a.checkpoint,
+                a.predicted_finish.as_secs_f64()
+            )
         }
+        vortex::Outcome::Failed(f) => {
+            format!("failed at {} after {} attempt(s): {}", f.stage.name(), f.attempts, f.reason.kind())
+        }
+    };
+    println!(
+        "slot {}: {outcome} in {:.1} s (models loaded in {:.1} s); wrote {}: {}",
+        recipe.slot_id,
+        report.timing.total_ms / 1e3,
+        loaded.as_secs_f64(),
+        written.dir.display(),
+        written.files.join(", ")
+    );
+    if let Some(note) = &written.note {
+        println!("{note}");
     }
+    Ok(ExitCode::from(verdict.exit_code()))
 }
 
-/// Structured logs: one JSON object per line on standard error, filtered by `RUST_LOG`
-/// (default `warn`, so the commands' own output stays readable; `RUST_LOG=info` shows every slot
-/// event).
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(_) => unreachable!("main runs `vortex run` itself, for its exit code"),
         Command::Config { command: ConfigCommand::Check { path } } => {
             let config = vortex_real::config::Config::load(&path)?;
             println!("# {}: valid. Effective values:", path.display());
@@ -217,13 +286,7 @@ fn write_clip(
 ) -> anyhow::Result<String> {
     let y4m = vortex::output::OutputFile::check("--out", &out.path().with_extension("y4m"))?;
     let audio = vortex::output::OutputFile::check("--out", &out.path().with_extension("wav"))?;
-    let ffmpeg = !raw
-        && std::process::Command::new("ffmpeg")
-            .arg("-version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+    let ffmpeg = !raw && vortex_real::media::ffmpeg_on_path();
     if !ffmpeg {
         y4m.write_with(|w| vortex_real::media::write_y4m(w, video))?;
         audio.write(wav)?;
@@ -246,17 +309,7 @@ fn write_clip(
     vortex_real::media::write_y4m(&mut file, video)?;
     std::io::Write::flush(&mut file)?;
     std::fs::write(&a, wav)?;
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(&v)
-        .arg("-i")
-        .arg(&a)
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
-        .arg(&mp4)
-        .status()?;
-    if !status.success() {
-        anyhow::bail!("ffmpeg failed ({status}) making {}", out.path().display());
-    }
+    vortex_real::media::mux_mp4(&v, &a, &mp4)?;
     out.write_with(|w| std::io::copy(&mut std::fs::File::open(&mp4)?, w).map(|_| ()))?;
     Ok(format!("{} (H.264 + AAC, by ffmpeg)", out.path().display()))
 }

@@ -202,6 +202,35 @@ pub fn write_y4m(out: &mut dyn std::io::Write, video: &Video) -> std::io::Result
     Ok(())
 }
 
+/// True when `ffmpeg` runs from PATH: clips are then encoded as H.264 + AAC mp4 files, else
+/// written as `.y4m` video beside a `.wav` (which ffmpeg, mpv and VLC play too).
+pub fn ffmpeg_on_path() -> bool {
+    std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Muxes a `.y4m` video and a `.wav` into an H.264 + AAC mp4 with ffmpeg (cut to the shorter of
+/// the two). `mp4` is written by ffmpeg in place: give a scratch path and move it after.
+pub fn mux_mp4(y4m: &std::path::Path, wav: &std::path::Path, mp4: &std::path::Path) -> std::io::Result<()> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(y4m)
+        .arg("-i")
+        .arg(wav)
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(mp4)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("ffmpeg failed ({status}) making {}", mp4.display())))
+    }
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a.max(1)

@@ -1,0 +1,308 @@
+//! One slot end to end: the director runs a recipe through all four real stages (tiny models on
+//! the CPU) and writes its folder whole: the WAV at 24 kHz, the clip with as many frames as the
+//! speech lasts × 24, the actor, `result.json` and `events.jsonl` in the event-log format. A bad
+//! recipe is refused before any model runs; an aborted or failed slot writes its result and
+//! events only; a folder that is not new is refused.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vortex::events::RecordedEvent;
+use vortex::Recipe;
+use vortex_real::config::Config;
+use vortex_real::director::files::{self, OutDir, ResultFile};
+use vortex_real::director::{capture, Director, Verdict};
+use vortex_real::executor::ModelWorker;
+use vortex_real::liveportrait::pipeline::{self, LivePortraitPipeline};
+use vortex_real::liveportrait::{appearance, motion, spade, stitching, warping};
+use vortex_real::models::Models;
+
+mod common;
+
+/// LivePortrait at small widths on counter weights (as in `liveportrait_stage.rs`).
+fn small_liveportrait() -> LivePortraitPipeline {
+    let cfg = pipeline::Config {
+        appearance: appearance::Config {
+            image_channel: 3,
+            block_expansion: 8,
+            num_down_blocks: 2,
+            max_features: 32,
+            reshape_channel: 4,
+            reshape_depth: 8,
+            num_resblocks: 1,
+        },
+        motion: motion::Config { depths: vec![1, 1, 1, 1], dims: vec![8, 8, 8, 16], ..motion::Config::liveportrait() },
+        warping: warping::Config {
+            block_expansion: 8,
+            max_features: 32,
+            reshape_channel: 4,
+            dense_motion_params: warping::DenseMotionParams {
+                block_expansion: 8,
+                max_features: 16,
+                num_blocks: 2,
+                reshape_depth: 8,
+                compress: 2,
+            },
+            ..warping::Config::liveportrait()
+        },
+        spade: spade::Config {
+            upscale: 2,
+            block_expansion: 8,
+            max_features: 32,
+            num_down_blocks: 2,
+            hidden: 8,
+            out_channels: 8,
+        },
+        stitching: stitching::Config::liveportrait(),
+        input_size: 64,
+    };
+    let vb = |seed| {
+        candle_nn::VarBuilder::from_backend(
+            Box::new(common::counter::CounterWeights { seed }),
+            candle_core::DType::F32,
+            candle_core::Device::Cpu,
+        )
+    };
+    LivePortraitPipeline::new(cfg, [vb(1), vb(2), vb(3), vb(4), vb(5)], 4).unwrap()
+}
+
+/// A director over tiny models: CLIP and Flux from files, Kokoro and LivePortrait built in
+/// memory. `video_s` is the video stage's timeout; the others are generous (real threads).
+async fn director(dir: &Path, video_s: f64) -> Director {
+    assert!(capture::init_logs(), "the slot-event router is installed");
+    let path = common::write_config(dir, "", true);
+    let mut config = Config::load(&path).unwrap();
+    let s = |v| vortex::units::Seconds::new(v).unwrap();
+    let t = &mut config.orchestration.timeouts;
+    (t.audio, t.image, t.video, t.clip) = (s(600.0), s(600.0), s(video_s), s(600.0));
+    let mut models = Models::load(&config, dir).unwrap();
+    models.kokoro = Some(ModelWorker::spawn("kokoro", common::tiny_kokoro()));
+    models.liveportrait = Some(ModelWorker::spawn("liveportrait", small_liveportrait()));
+    Director::new(&config, dir, models).await.unwrap()
+}
+
+fn read_events(dir: &Path) -> Vec<RecordedEvent> {
+    let text = std::fs::read_to_string(dir.join(files::EVENTS_FILE)).unwrap();
+    text.lines().map(|l| RecordedEvent::from_json_line(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
+
+fn read_result(dir: &Path) -> ResultFile {
+    serde_json::from_slice(&std::fs::read(dir.join(files::RESULT_FILE)).unwrap()).unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Frames in a `.y4m` file (each starts with a `FRAME` line).
+fn y4m_frames(path: &Path) -> (String, usize) {
+    let bytes = std::fs::read(path).unwrap();
+    let header_end = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let header = String::from_utf8(bytes[..header_end].to_vec()).unwrap();
+    let dims: Vec<usize> = ["W", "H"]
+        .iter()
+        .map(|k| header.split(' ').find_map(|p| p.strip_prefix(k)).unwrap().parse().unwrap())
+        .collect();
+    let frame = 6 + dims[0] * dims[1] + 2 * dims[0].div_ceil(2) * dims[1].div_ceil(2);
+    let body = bytes.len() - header_end - 1;
+    assert_eq!(body % frame, 0, "whole frames of {frame} bytes");
+    (header, body / frame)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_runs_end_to_end_and_its_folder_holds_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = director(dir.path(), 600.0).await;
+    let recipe = Recipe::new(101, "Hello there.", "w1 w2 w3");
+    let run = director.run_slot(&recipe, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(
+        run.verdict(),
+        if run.report.completed().unwrap().clip_passed { Verdict::Delivered } else { Verdict::Flawed }
+    );
+    let out_path = dir.path().join("slot-101");
+    let out = OutDir::check("--out", &out_path).unwrap();
+    let written = files::write_run(&run, &out, false).unwrap();
+    assert!(written.note.as_deref().unwrap().contains("ffmpeg is not on PATH"), "{:?}", written.note);
+    assert_eq!(names(&out_path), ["actor.png", "audio.wav", "events.jsonl", "result.json", "video.y4m"]);
+    // Nothing left beside the folder: the staging folder was renamed into place.
+    assert_eq!(names(dir.path()).iter().filter(|n| n.starts_with('.')).count(), 0, "{:?}", names(dir.path()));
+
+    let wav = hound::WavReader::open(out_path.join("audio.wav")).unwrap();
+    let spec = wav.spec();
+    assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (24_000, 1, 16));
+    let samples = wav.len() as usize;
+    assert!(samples > 0);
+    let seconds = samples as f64 / 24_000.0;
+    let (header, frames) = y4m_frames(&out_path.join("video.y4m"));
+    assert_eq!(frames, (seconds * 24.0).ceil() as usize, "{seconds} s of speech at 24 fps; {header}");
+    assert!(header.contains("F24:1"), "{header}");
+    let actor = image::open(out_path.join("actor.png")).unwrap();
+    assert_eq!((actor.width(), actor.height()), run.report.completed().unwrap().outputs.image.dimensions());
+
+    let result = read_result(&out_path);
+    assert_eq!((result.slot_id, result.outcome.as_str()), (101, "completed"));
+    assert_eq!(result.deadline_met, Some(true));
+    assert_eq!(result.deadline_ms, 3_600_000.0);
+    assert_eq!(result.recipe, recipe);
+    let media = result.media.as_ref().unwrap();
+    assert_eq!((media.audio_samples, media.sample_rate, media.frames), (samples, 24_000, frames));
+    assert_eq!(media.video_file, "video.y4m");
+    let clip = result.clip.as_ref().unwrap();
+    assert_eq!(Some(clip.passed), result.clip_passed);
+    let norm: f32 = clip.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "the consensus embedding is L2-normalised: {norm}");
+    let t = result.timing_ms;
+    for stage in [t.audio_ms, t.image_ms, t.video_ms, t.clip_ms] {
+        let ms = stage.expect("every stage finished");
+        assert!(ms > 0.0 && ms <= t.total_ms, "{ms} of {}", t.total_ms);
+    }
+    assert_eq!(
+        (result.attempts.audio, result.attempts.image, result.attempts.video, result.attempts.clip),
+        (1, 1, 1, 1)
+    );
+    assert!(result.attempt_log.iter().all(|a| a.result == "ok"), "{:?}", result.attempt_log);
+    let (start, end) =
+        (humantime::parse_rfc3339(&result.started_at).unwrap(), humantime::parse_rfc3339(&result.ended_at).unwrap());
+    assert!(start <= end);
+    assert_eq!(result.files, ["audio.wav", "actor.png", "video.y4m", "events.jsonl"]);
+
+    let events = read_events(&out_path);
+    // events.jsonl holds the captured events, in order (numbers read back in their shortest form).
+    assert_eq!(events.len(), run.events.len());
+    for (read, captured) in events.iter().zip(&run.events) {
+        assert_eq!(read.name, captured.name);
+        let keys = |e: &RecordedEvent| e.fields.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(read), keys(captured));
+        for (key, value) in &captured.fields {
+            let same = read.field(key) == Some(value.as_str()) || read.number(key) == captured.number(key);
+            assert!(same && read.field(key).is_some(), "{key}: {read:?} vs {captured:?}");
+        }
+    }
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"slot_started"));
+    assert_eq!(names.last(), Some(&"slot_complete"));
+    for stage in ["audio_complete", "image_complete", "video_complete", "clip_complete"] {
+        assert_eq!(names.iter().filter(|n| **n == stage).count(), 1, "{stage} in {names:?}");
+    }
+    assert!(events.iter().all(|e| e.field("slot_id") == Some("101")), "only this slot's events");
+    let last = events.last().unwrap();
+    assert!((last.number("total_ms").unwrap() - result.timing_ms.total_ms).abs() < 1e-3, "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_only_the_loaded_models_can_judge_are_refused_before_any_model_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = director(dir.path(), 600.0).await;
+    let mut recipe = Recipe::new(102, "Hello.", "w1");
+    recipe.voice.name = "zz_nobody".into();
+    let err = director.check(&recipe).unwrap_err().to_string();
+    assert_eq!(err, "voice.name: \"zz_nobody\": not a loaded voice; the 1 loaded are af_heart");
+    // The tiny CLIP's context is 16 tokens: 15 words and the two markers are 17.
+    let words: Vec<String> = (1..=15).map(|i| format!("w{i}")).collect();
+    let recipe = Recipe::new(103, "Hello.", words.join(" "));
+    let err = director.check(&recipe).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "prompt: 17 tokens for clip_b32 (start and end markers included); its context holds 16: shorten the prompt"
+    );
+    director.check(&Recipe::new(104, "Hello.", words[..14].join(" "))).unwrap();
+    // run_slot checks too, before anything runs: not one event of the slot is emitted.
+    let watch = capture::SlotCapture::start(103).unwrap();
+    let err = director.run_slot(&recipe, Duration::from_secs(60)).await.err().unwrap();
+    assert!(err.to_string().starts_with("recipe: prompt: 17 tokens"), "{err}");
+    assert_eq!(watch.finish(), []);
+    let mut recipe = Recipe::new(105, "Hello.", "w1");
+    recipe.expression.preset = "sleepy".into();
+    let watch = capture::SlotCapture::start(105).unwrap();
+    let err = director.run_slot(&recipe, Duration::from_secs(60)).await.err().unwrap();
+    assert!(err.to_string().starts_with("recipe: expression.preset: \"sleepy\": expected one of"), "{err}");
+    assert_eq!(watch.finish(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_and_failed_slots_write_their_result_and_events_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every video attempt times out after 10 ms.
+    let director = director(dir.path(), 0.01).await;
+    let run = director.run_slot(&Recipe::new(106, "Hi.", "w1"), Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Failed);
+    assert_eq!(run.verdict().exit_code(), 5);
+    let out_path = dir.path().join("failed");
+    files::write_run(&run, &OutDir::check("--out", &out_path).unwrap(), false).unwrap();
+    assert_eq!(names(&out_path), ["events.jsonl", "result.json"]);
+    let result = read_result(&out_path);
+    assert_eq!(result.outcome, "failed");
+    let failure = result.failure.as_ref().unwrap();
+    assert_eq!(
+        (failure.stage.as_str(), failure.reason.as_str(), failure.error.as_deref()),
+        ("video", "timed_out", None)
+    );
+    assert_eq!(failure.attempts, result.attempts.video);
+    assert!(result.media.is_none() && result.clip.is_none() && result.timing_ms.video_ms.is_none());
+    assert_eq!(result.files, ["events.jsonl"]);
+    let events = read_events(&out_path);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.name.as_str(), last.field("stage"), last.field("reason")),
+        ("slot_failed", Some("video"), Some("timed_out"))
+    );
+
+    // A deadline that has already passed: the predictor aborts before any stage starts.
+    let run = director.run_slot(&Recipe::new(107, "Hi.", "w1"), Duration::ZERO).await.unwrap();
+    assert_eq!(run.verdict(), Verdict::Aborted);
+    let out_path = dir.path().join("aborted");
+    std::fs::create_dir(&out_path).unwrap(); // an empty folder may be the target
+    files::write_run(&run, &OutDir::check("--out", &out_path).unwrap(), false).unwrap();
+    assert_eq!(names(&out_path), ["events.jsonl", "result.json"]);
+    let result = read_result(&out_path);
+    let abort = result.abort.as_ref().unwrap();
+    assert_eq!((result.outcome.as_str(), abort.checkpoint.as_str()), ("aborted", "before_start"));
+    assert!(result.attempt_log.is_empty());
+    let names: Vec<String> = read_events(&out_path).into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["slot_started", "slot_aborted"]);
+}
+
+#[test]
+fn a_slot_folder_must_be_new_or_empty_and_its_parent_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "keep").unwrap();
+    let err = OutDir::check("--out", &full).unwrap_err().to_string();
+    assert!(
+        err.ends_with("full: exists and is not empty; give a new folder (a slot's files are never mixed with others)"),
+        "{err}"
+    );
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = OutDir::check("--out", &file).unwrap_err().to_string();
+    assert!(err.ends_with("file: exists and is not a folder; give a new folder"), "{err}");
+    let err = OutDir::check("--out", &dir.path().join("missing/slot")).unwrap_err().to_string();
+    assert!(err.contains("cannot create a folder in"), "{err}");
+    OutDir::check("--out", &dir.path().join("new")).unwrap();
+    assert_eq!(names(dir.path()), ["file", "full"], "checking creates nothing");
+    assert_eq!(names(&full), ["keep.txt"]);
+}
+
+#[test]
+fn a_slot_is_captured_once_at_a_time_and_the_presets_agree_with_the_driver() {
+    assert!(capture::init_logs());
+    let first = capture::SlotCapture::start(900).unwrap();
+    let err = capture::SlotCapture::start(900).unwrap_err().to_string();
+    assert_eq!(err, "slot 900 is already running: its events are being captured");
+    // Events of other slots, and of this one from another thread, are routed by slot_id.
+    std::thread::spawn(|| {
+        tracing::info!(target: vortex::events::TARGET, event = "slot_started", slot_id = 900u64, elapsed_ms = 0.0, "x");
+        tracing::info!(target: vortex::events::TARGET, event = "slot_started", slot_id = 901u64, elapsed_ms = 0.0, "x");
+    })
+    .join()
+    .unwrap();
+    let events = first.finish();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].to_json_line(), r#"{"event":"slot_started","message":"x","slot_id":900,"elapsed_ms":0.000}"#);
+    capture::SlotCapture::start(900).unwrap();
+    assert_eq!(vortex::recipe::EXPRESSION_PRESETS, vortex_real::liveportrait::driver::Preset::NAMES);
+}
