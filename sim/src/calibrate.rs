@@ -118,6 +118,15 @@ fn files_phrase(names: &[String]) -> String {
     }
 }
 
+/// A path as a comment shows it: one line (control characters escaped, as in errors).
+fn in_comment(path: &str) -> String {
+    if path.chars().any(char::is_control) {
+        vortex::yaml::quoted(path)
+    } else {
+        path.to_string()
+    }
+}
+
 /// `1 slot`, `2 slots`.
 fn counted(n: u64, thing: &str) -> String {
     format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
@@ -457,22 +466,28 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
         names.len()
     );
     for name in names.iter().take(NAMED_FILES) {
-        let _ = writeln!(t, "#   {name}");
+        let _ = writeln!(t, "#   {}", in_comment(name));
     }
     if names.len() > NAMED_FILES {
         let _ = writeln!(t, "#   and {} more", names.len() - NAMED_FILES);
     }
     let _ = writeln!(
         t,
-        "# Outcomes seen: {} on time, {} late ({} with the self-check rejected), {} aborted, {} failed; \
-         also {} cancelled and {} unfinished, used for their finished attempts only.",
+        "# Outcomes seen: {} on time and {} late (of these, {} with the self-check rejected), {} aborted,\n\
+         # {} failed; also {} cancelled and {} unfinished, used for their finished attempts only.",
         o.on_time, o.late, o.clip_rejected, o.aborted, o.failed, o.cancelled, o.unfinished
     );
     let _ = writeln!(t, "# Attempts per stage (successful = latency samples):");
     for stage in Stage::ALL {
         let c = totals.stages.get(stage);
         let mean_error = if c.errors > 0 {
-            format!(", {:.3} ms on average", c.error_us as f64 / c.errors as f64 / 1e3)
+            // The simulator fails an attempt after a uniform fraction of a drawn latency.
+            let modelled = c.samples.iter().sum::<u64>() as f64 / c.samples.len().max(1) as f64 / 2.0;
+            format!(
+                " ({:.3} ms on average; the simulator's errors, {:.3})",
+                c.error_us as f64 / c.errors as f64 / 1e3,
+                modelled / 1e3
+            )
         } else {
             String::new()
         };
@@ -492,10 +507,10 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
          # later in the slot is seen only in slots that reached it (docs/tuning.md)."
     );
     let (source, orchestration, cadence) = match base {
-        Some(b) => (format!("the base scenario {}", b.origin), b.orchestration.clone(), b.cadence),
+        Some(b) => (format!("the base scenario {}", in_comment(&b.origin)), b.orchestration.clone(), b.cadence),
         None => ("the documented defaults (no --base)".to_string(), Orchestration::default(), None),
     };
-    let _ = writeln!(t, "# Not from the logs: orchestration, seed, slots and cadence come from {source}.");
+    let _ = writeln!(t, "# Not from the logs: orchestration, seed, slots and cadence come from\n# {source}.");
     let deadline = match (base, totals.deadline_us) {
         (Some(b), _) => seconds(b.deadline.as_micros() as u64),
         (None, Some((_, hi))) => seconds(hi),
@@ -670,6 +685,16 @@ mod tests {
             let err = totals_of(log).err().unwrap_or_else(|| panic!("{log} was accepted"));
             assert!(err.contains(want), "{log}: {err}");
         }
+    }
+
+    #[test]
+    fn a_log_named_with_a_newline_stays_one_comment_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two\nlines.jsonl");
+        let slot = LOG.lines().skip_while(|l| !l.contains("\"slot_id\":3")).take(7).collect::<Vec<_>>().join("\n");
+        std::fs::write(&path, slot).unwrap();
+        let text = calibrate(&[path], &Options::default()).unwrap();
+        assert!(text.contains("two\\nlines.jsonl\"\n"), "{text:.400}");
     }
 
     #[test]
