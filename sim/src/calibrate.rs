@@ -698,6 +698,39 @@ mod tests {
     }
 
     #[test]
+    fn more_samples_than_kept_give_a_loadable_scenario_that_says_so() {
+        let slots = MAX_KEPT_SAMPLES + 50;
+        let mut log = String::new();
+        for id in 0..slots {
+            // Distinct latencies of 1.000 s to about 11 s, so that every stage has this many samples.
+            let ms = 1000.0 + id as f64;
+            let _ = writeln!(log, r#"{{"event":"slot_started","slot_id":{id},"elapsed_ms":0,"deadline_ms":45000}}"#);
+            for (stage, at) in [("audio", ms), ("image", ms), ("video", 2.0 * ms), ("clip", 3.0 * ms)] {
+                let _ = writeln!(
+                    log,
+                    r#"{{"event":"{stage}_complete","slot_id":{id},"elapsed_ms":{at},"stage":"{stage}","attempts":1,"stage_ms":{ms}}}"#
+                );
+            }
+            let _ = writeln!(
+                log,
+                r#"{{"event":"slot_complete","slot_id":{id},"elapsed_ms":{},"deadline_met":true,"clip_passed":true}}"#,
+                3.0 * ms
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("many.jsonl");
+        std::fs::write(&path, log).unwrap();
+        let text = calibrate(&[path], &Options::default()).unwrap();
+        let note = format!("# {slots} successful attempts seen; {MAX_KEPT_SAMPLES} evenly spaced ones");
+        assert_eq!(text.matches(&note).count(), 4, "{text:.3000}");
+        assert!(
+            text.contains("        1, 1.001,")
+                && text.contains(&format!("{}\n      ]", seconds((1000 + slots as u64 - 1) * 1000)))
+        );
+        assert!((text.len() as u64) < vortex::yaml::MAX_YAML_BYTES / 2, "{} bytes", text.len());
+    }
+
+    #[test]
     fn kept_samples_are_evenly_spaced_order_statistics_with_both_extremes() {
         let sorted: Vec<u64> = (0..MAX_KEPT_SAMPLES as u64 * 3 + 7).collect();
         let kept = kept(&sorted);
