@@ -95,7 +95,7 @@ struct RunArgs {
     #[arg(long)]
     out: PathBuf,
     /// The slot's deadline in seconds from its start (above 0, at most 86,400).
-    #[arg(long, default_value_t = 45.0)]
+    #[arg(long, default_value_t = 45.0, allow_negative_numbers = true)]
     deadline_s: f64,
 }
 

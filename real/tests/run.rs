@@ -152,6 +152,8 @@ async fn a_slot_runs_end_to_end_and_its_folder_holds_every_file() {
     assert_eq!(media.video_file, "video.y4m");
     let clip = result.clip.as_ref().unwrap();
     assert_eq!(Some(clip.passed), result.clip_passed);
+    assert!((0.0..=2.5).contains(&clip.score_b32) && (0.0..=2.5).contains(&clip.score_l14), "{clip:?}");
+    assert!((-1.0..=1.0).contains(&clip.cosine_b32) && (-1.0..=1.0).contains(&clip.cosine_l14), "{clip:?}");
     let norm: f32 = clip.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-3, "the consensus embedding is L2-normalised: {norm}");
     let t = result.timing_ms;
@@ -305,4 +307,53 @@ fn a_slot_is_captured_once_at_a_time_and_the_presets_agree_with_the_driver() {
     assert_eq!(events[0].to_json_line(), r#"{"event":"slot_started","message":"x","slot_id":900,"elapsed_ms":0.000}"#);
     capture::SlotCapture::start(900).unwrap();
     assert_eq!(vortex::recipe::EXPRESSION_PRESETS, vortex_real::liveportrait::driver::Preset::NAMES);
+}
+
+/// Runs the `vortex` binary.
+fn vortex(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vortex")).args(args).output().unwrap()
+}
+
+#[test]
+fn vortex_run_refuses_bad_input_before_loading_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    let out = dir.path().join("out");
+    // The config does not exist: each refusal comes before the config is even read.
+    let missing_config = dir.path().join("no-config.yaml");
+    let run = |recipe_text: &str, extra: &[&str]| {
+        std::fs::write(&recipe, recipe_text).unwrap();
+        let mut args = vec!["run", "--recipe", recipe.to_str().unwrap(), "--config", missing_config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--out") {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        let output = vortex(&args);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let good = "slot_id: 1\nscript: Hello.\nprompt: a face\n";
+    let err = run(&format!("{good}expression: {{preset: sleepy}}\n"), &[]);
+    assert!(
+        err.contains("recipe.yaml: expression.preset: \"sleepy\": expected one of neutral, excited, manic, calm"),
+        "{err}"
+    );
+    let err = run("slot_id: 1\nscript: Hello.\n", &[]);
+    assert!(err.contains("recipe.yaml: (top level): missing field `prompt`"), "{err}");
+    let err = run(&format!("{good}voice: {{speed: 3}}\n"), &[]);
+    assert!(err.contains("recipe.yaml: voice.speed: 3: expected a speed from 0.5 to 2"), "{err}");
+    for bad in ["0", "-1", "NaN", "100000"] {
+        let err = run(good, &["--deadline-s", bad]);
+        assert!(err.contains(&format!("--deadline-s {bad}: ")), "{err}");
+    }
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "keep").unwrap();
+    let err = run(good, &["--out", full.to_str().unwrap()]);
+    assert!(err.contains("--out") && err.contains("exists and is not empty"), "{err}");
+    // Only now is the config read: the recipe, deadline and folder were fine.
+    let err = run(good, &[]);
+    assert!(err.contains("no-config.yaml: cannot read"), "{err}");
+    assert_eq!(names(dir.path()), ["full", "recipe.yaml"], "nothing was written");
+    assert_eq!(names(&full), ["keep.txt"]);
 }

@@ -141,15 +141,19 @@ pub struct FailureEntry {
     pub retry_skipped: bool,
 }
 
-/// The self-check.
+/// The self-check (docs/decisions.md D16: scores are CLIPScores, 0 to 2.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClipEntry {
-    /// ViT-B/32's score.
+    /// ViT-B/32's CLIPScore.
     pub score_b32: f64,
-    /// ViT-L/14's score.
+    /// ViT-L/14's CLIPScore.
     pub score_l14: f64,
-    /// The weighted ensemble score.
+    /// ViT-B/32's mean raw cosine similarity, -1 to 1.
+    pub cosine_b32: f64,
+    /// ViT-L/14's mean raw cosine similarity, -1 to 1.
+    pub cosine_l14: f64,
+    /// The weighted ensemble of the two CLIPScores.
     pub ensemble: f64,
     /// Both scores at or above their thresholds.
     pub passed: bool,
@@ -356,6 +360,8 @@ pub fn result_file(run: &SlotRun, files: Vec<String>, media: Option<MediaEntry>)
             clip = Some(ClipEntry {
                 score_b32: v.score_b32,
                 score_l14: v.score_l14,
+                cosine_b32: v.cosine_b32,
+                cosine_l14: v.cosine_l14,
                 ensemble: v.ensemble,
                 passed: v.passed,
                 outlier: v.outlier,
