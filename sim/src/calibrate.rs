@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use vortex::events::{RecordedEvent, MAX_JSON_LINE_BYTES};
 use vortex::units::{fmt_f64, MAX_SECONDS};
+use vortex::yaml::quoted;
 use vortex::{FailureKind, Orchestration, PerStage, Stage};
 
 use crate::scenario::{Scenario, MAX_SLOTS};
@@ -261,9 +262,25 @@ fn apply(
     open: &mut BTreeMap<u64, OpenSlot>,
     totals: &mut Totals,
 ) -> Result<Option<(OpenSlot, End)>, String> {
+    let known = matches!(
+        e.name.as_str(),
+        "slot_started"
+            | "audio_complete"
+            | "image_complete"
+            | "video_complete"
+            | "clip_complete"
+            | "stage_retry"
+            | "slot_complete"
+            | "slot_aborted"
+            | "slot_failed"
+            | "slot_cancelled"
+    );
+    if !known {
+        return Ok(None); // stage_waiting, and events added later, tell no latency
+    }
     let slot_id =
         e.field("slot_id").ok_or_else(|| format!("{} has no slot_id", e.name))?.parse::<u64>().map_err(|_| {
-            format!("{}: slot_id must be a whole number, got {:?}", e.name, e.field("slot_id").unwrap_or(""))
+            format!("{}: slot_id must be a whole number, got {}", e.name, quoted(e.field("slot_id").unwrap_or("")))
         })?;
     if e.name == "slot_started" {
         if open.contains_key(&slot_id) {
@@ -277,21 +294,6 @@ fn apply(
             Some(totals.deadline_us.map_or((deadline, deadline), |(lo, hi)| (lo.min(deadline), hi.max(deadline))));
         open.insert(slot_id, OpenSlot::default());
         return Ok(None);
-    }
-    let known = matches!(
-        e.name.as_str(),
-        "audio_complete"
-            | "image_complete"
-            | "video_complete"
-            | "clip_complete"
-            | "stage_retry"
-            | "slot_complete"
-            | "slot_aborted"
-            | "slot_failed"
-            | "slot_cancelled"
-    );
-    if !known {
-        return Ok(None); // stage_waiting, and events added later, tell no latency
     }
     let Some(slot) = open.get_mut(&slot_id) else {
         return Err(format!("{} of slot {slot_id}, which has no slot_started before it", e.name));
@@ -402,14 +404,14 @@ fn stage_of(e: &RecordedEvent) -> Result<Stage, String> {
     Stage::ALL
         .into_iter()
         .find(|s| s.name() == name)
-        .ok_or_else(|| format!("{}: stage must be one of audio, image, video, clip, got {name:?}", e.name))
+        .ok_or_else(|| format!("{}: stage must be one of audio, image, video, clip, got {}", e.name, quoted(name)))
 }
 
 fn reason(e: &RecordedEvent) -> Result<FailureKind, String> {
     let name = e.field("reason").ok_or_else(|| format!("{} has no reason", e.name))?;
     FailureKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
         let all: Vec<&str> = FailureKind::ALL.iter().map(|k| k.name()).collect();
-        format!("{}: reason must be one of {}, got {name:?}", e.name, all.join(", "))
+        format!("{}: reason must be one of {}, got {}", e.name, all.join(", "), quoted(name))
     })
 }
 
@@ -417,13 +419,15 @@ fn flag(e: &RecordedEvent, key: &str) -> Result<bool, String> {
     match e.field(key) {
         Some("true") => Ok(true),
         Some("false") => Ok(false),
-        other => Err(format!("{}: {key} must be true or false, got {:?}", e.name, other.unwrap_or("nothing"))),
+        other => {
+            Err(format!("{}: {key} must be true or false, got {}", e.name, other.map_or("nothing".into(), quoted)))
+        }
     }
 }
 
 fn whole(e: &RecordedEvent, key: &str) -> Result<u64, String> {
     let text = e.field(key).ok_or_else(|| format!("{} has no {key}", e.name))?;
-    text.parse().map_err(|_| format!("{}: {key} must be a whole number, got {text:?}", e.name))
+    text.parse().map_err(|_| format!("{}: {key} must be a whole number, got {}", e.name, quoted(text)))
 }
 
 /// A millisecond field as whole microseconds (the resolution events are written with).
@@ -431,7 +435,9 @@ fn micros(e: &RecordedEvent, key: &str) -> Result<u64, String> {
     let text = e.field(key).ok_or_else(|| format!("{} has no {key}", e.name))?;
     match text.parse::<f64>() {
         Ok(ms) if (0.0..=MAX_SECONDS * 1e3).contains(&ms) => Ok((ms * 1e3).round() as u64),
-        _ => Err(format!("{}: {key} must be milliseconds from 0 to {}, got {text:?}", e.name, MAX_SECONDS * 1e3)),
+        _ => {
+            Err(format!("{}: {key} must be milliseconds from 0 to {}, got {}", e.name, MAX_SECONDS * 1e3, quoted(text)))
+        }
     }
 }
 
@@ -627,7 +633,8 @@ mod tests {
     }
 
     /// Slot 1: audio errs after 0.5005 s and its retry (after a 0.5 s backoff) takes 2 s; video times
-    /// out. Slot 2: audio fails for good, so image is cut short. Slot 3 completes, rejected.
+    /// out. Slot 2: audio fails for good, so image is cut short; events
+    /// that tell no latency (`stage_waiting`, any other) are skipped, with or without a slot. Slot 3 completes, rejected.
     const LOG: &str = r#"
 {"event":"slot_started","slot_id":1,"elapsed_ms":0,"deadline_ms":45000}
 {"event":"stage_retry","slot_id":1,"elapsed_ms":1000.5,"stage":"audio","next_attempt":1,"backoff_ms":500,"reason":"model_error"}
@@ -636,6 +643,7 @@ mod tests {
 {"event":"slot_started","slot_id":2,"elapsed_ms":0,"deadline_ms":30000}
 {"event":"slot_failed","slot_id":1,"elapsed_ms":22000,"stage":"video","reason":"timed_out","attempts":1,"retry_skipped":"false"}
 {"event":"stage_waiting","slot_id":2,"elapsed_ms":0,"stage":"audio"}
+{"event":"model_loaded","model":"kokoro"}
 {"event":"slot_failed","slot_id":2,"elapsed_ms":400,"stage":"audio","reason":"out_of_memory","attempts":1,"retry_skipped":true}
 {"event":"slot_started","slot_id":3,"elapsed_ms":0,"deadline_ms":45000}
 {"event":"image_complete","slot_id":3,"elapsed_ms":11000,"stage":"image","attempts":1,"stage_ms":11000}
