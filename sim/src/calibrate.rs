@@ -632,9 +632,9 @@ mod tests {
         Ok((totals, finished))
     }
 
-    /// Slot 1: audio errs after 0.5005 s and its retry (after a 0.5 s backoff) takes 2 s; video times
-    /// out. Slot 2: audio fails for good, so image is cut short; events
-    /// that tell no latency (`stage_waiting`, any other) are skipped, with or without a slot. Slot 3 completes, rejected.
+    /// Slot 1: audio errs after 0.5005 s and its retry (after a 0.5 s backoff) takes 2 s; video
+    /// times out. Slot 2: audio fails for good, so image is cut short. Slot 3 completes, rejected.
+    /// Slot 4 never finishes. Events that tell no latency are skipped, with or without a slot.
     const LOG: &str = r#"
 {"event":"slot_started","slot_id":1,"elapsed_ms":0,"deadline_ms":45000}
 {"event":"stage_retry","slot_id":1,"elapsed_ms":1000.5,"stage":"audio","next_attempt":1,"backoff_ms":500,"reason":"model_error"}
