@@ -79,7 +79,11 @@ impl Director {
                 kokoro
                     .run(|pipeline, _| Ok(pipeline.voices().names().map(str::to_string).collect::<Vec<_>>()))
                     .await
-                    .map_err(|e| LoadError::Budget(format!("kokoro: listing the voices failed: {e}")))?,
+                    .map_err(|e| {
+                    let path = config.models.kokoro.as_ref().map(|k| base_dir.join(&k.voices)).unwrap_or_default();
+                    let reason = format!("listing the loaded voices failed: {e}");
+                    LoadError::file("kokoro", &path, reason, crate::kokoro::pipeline::PUBLISHED)
+                })?,
             ),
             None => None,
         };
