@@ -191,7 +191,7 @@ async fn a_slot_runs_end_to_end_and_its_folder_holds_every_file() {
     }
     assert!(events.iter().all(|e| e.field("slot_id") == Some("101")), "only this slot's events");
     let last = events.last().unwrap();
-    assert!((last.number("total_ms").unwrap() - result.timing_ms.total_ms).abs() < 1e-3, "{last:?}");
+    assert!((last.number("total_ms").unwrap() - result.timing_ms.total_ms).abs() < 1.5e-3, "{last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

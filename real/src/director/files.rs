@@ -345,11 +345,17 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Milliseconds to three decimals (microseconds), as the events write them: a timeline needs
+/// no more, and `0.07425899999999999` reads worse than `0.074`.
+fn micros(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
+}
+
 /// The run as `result.json` says it.
 pub fn result_file(run: &SlotRun, files: Vec<String>, media: Option<MediaEntry>) -> ResultFile {
     let report = &run.report;
-    let ms = vortex::outcome::ms;
-    let stage_ms = |s: Stage| *report.timing.stage_ms.get(s);
+    let ms = |d: std::time::Duration| micros(vortex::outcome::ms(d));
+    let stage_ms = |s: Stage| report.timing.stage_ms.get(s).map(micros);
     let count = |s: Stage| *report.attempts.get(s);
     let (mut deadline_met, mut clip_passed, mut abort, mut failure, mut clip) = (None, None, None, None, None);
     let outcome = match &report.outcome {
@@ -404,7 +410,7 @@ pub fn result_file(run: &SlotRun, files: Vec<String>, media: Option<MediaEntry>)
             image_ms: stage_ms(Stage::Image),
             video_ms: stage_ms(Stage::Video),
             clip_ms: stage_ms(Stage::Clip),
-            total_ms: report.timing.total_ms,
+            total_ms: micros(report.timing.total_ms),
         },
         attempts: StageCounts {
             audio: count(Stage::Audio),
