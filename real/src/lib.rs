@@ -49,6 +49,7 @@ pub mod media;
 pub mod models;
 pub mod ops;
 pub mod stages;
+pub mod tiny;
 pub mod verification;
 pub mod weights;
 

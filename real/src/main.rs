@@ -117,6 +117,16 @@ enum ModelsCommand {
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
     },
+    /// Write tiny random-weight models of every stage and a config.yaml naming them, for smoke
+    /// tests: they are not models (every image, voice and frame they make is noise).
+    Tiny {
+        /// The folder to write (must not exist, or be empty); written whole or not at all.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the weights: the same seed writes the same bytes.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -196,6 +206,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Models { command: ModelsCommand::Check { config: path } } => models_check(&path),
+        Command::Models { command: ModelsCommand::Tiny { out, seed } } => {
+            let config = vortex_real::tiny::write_setup(&out, seed)?;
+            println!("{}: tiny models ({}), seed {seed}", config.display(), vortex_real::tiny::NOTICE);
+            Ok(())
+        }
         Command::Tts { text, phonemes, voice, speed, seed, out, config } => {
             let input = match (text, phonemes) {
                 (Some(text), _) => TtsInput::Text(text),

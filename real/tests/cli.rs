@@ -110,3 +110,36 @@ fn animate_refuses_bad_inputs_before_loading_any_model() {
     refused(&["--image", image, "--audio", audio, "--out", out], "models.liveportrait is not configured");
     assert!(!dir.path().join("clip.mp4").exists() && !dir.path().join("clip.y4m").exists());
 }
+
+#[test]
+fn models_tiny_writes_a_setup_that_models_check_loads_whole_and_refuses_a_used_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("tiny");
+    let out = vortex(&["models", "tiny", "--out", out_dir.to_str().unwrap(), "--seed", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("random weights for smoke tests, not models"), "{stdout}");
+    let config = out_dir.join("config.yaml");
+    let check = vortex(&["models", "check", "--config", config.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success(), "{stdout}\n{stderr}");
+    for model in ["clip_b32", "clip_l14", "flux", "kokoro", "liveportrait"] {
+        assert!(stdout.contains(&format!("\n{model} ")), "{model} not loaded:\n{stdout}");
+    }
+    assert!(stdout.contains("all configured models loaded") && !stdout.contains("not configured"), "{stdout}");
+
+    // A folder in use is refused, and nothing in it changes.
+    let before = std::fs::read(&config).unwrap();
+    let again = vortex(&["models", "tiny", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("tiny: the folder is not empty"), "{stderr}");
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    // A missing parent is refused; no scratch folder is left behind.
+    let orphan = dir.path().join("no/such/folder");
+    let refused = vortex(&["models", "tiny", "--out", orphan.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not exist"));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["tiny"], "only the written setup is there");
+}

@@ -168,3 +168,67 @@ fn bad_liveportrait_architecture_files_are_refused_with_key_file_and_range() {
     let missing = pipeline::read_architecture(&dir.path().join("absent.yaml")).unwrap_err().to_string();
     says(&missing, &[key, "absent.yaml"]);
 }
+
+#[test]
+fn a_seed_writes_the_same_bytes_and_another_seed_other_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    vortex_real::tiny::write_setup(&a, 7).unwrap();
+    std::fs::create_dir(&b).unwrap(); // an empty folder is taken
+    vortex_real::tiny::write_setup(&b, 7).unwrap();
+    vortex_real::tiny::write_setup(&c, 8).unwrap();
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let (fa, fb, fc) = (files(&a), files(&b), files(&c));
+    assert_eq!(fa.len(), 27, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert!(fa == fb, "seed 7 wrote different bytes twice");
+    let weights = |f: &[(String, Vec<u8>)], name: &str| f.iter().find(|x| x.0 == name).unwrap().1.clone();
+    assert_ne!(weights(&fa, "kokoro/kokoro.safetensors"), weights(&fc, "kokoro/kokoro.safetensors"));
+    assert_ne!(weights(&fa, "clip_b32/model.safetensors"), weights(&fa, "clip_l14/model.safetensors"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_from_the_tiny_setup_runs_all_four_stages_with_nothing_injected() {
+    use vortex::{AttemptResult, Recipe, SlotScheduler, Stage, StaticPredictor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = vortex_real::tiny::write_setup(&dir.path().join("tiny"), 1).unwrap();
+    let config = vortex_real::config::Config::load(&path).unwrap();
+    let models = vortex_real::models::Models::load(&config, path.parent().unwrap()).unwrap();
+    let stages = vortex_real::stages::RealStages::new(models, &config);
+    // Real time: the models run on real threads. The config's own timeouts are production's;
+    // generous ones here, so that a loaded test machine cannot fail the slot.
+    let mut o = config.orchestration.clone();
+    let s = |v| vortex::units::Seconds::new(v).unwrap();
+    (o.timeouts.audio, o.timeouts.image, o.timeouts.video, o.timeouts.clip) = (s(600.0), s(600.0), s(600.0), s(600.0));
+    let scheduler = SlotScheduler::new(stages, StaticPredictor::new(o.target_durations()), &o);
+    let recipe = Recipe::new(7, "Hello there, this is a smoke test.", "w1 w2 w3");
+    let started = std::time::Instant::now();
+    let result = scheduler.run_slot(&recipe, std::time::Duration::from_secs(3600)).await;
+    eprintln!("one tiny slot: {:.2} s wall (debug build)", started.elapsed().as_secs_f64());
+    let completed = result.completed().unwrap_or_else(|| panic!("{:?}", result.outcome));
+    let (audio, video) = (&completed.outputs.audio, &completed.outputs.video);
+    let seconds = audio.samples.len() as f64 / f64::from(audio.sample_rate);
+    assert!(seconds > 0.0);
+    assert_eq!(video.frames.len(), (seconds * 24.0).ceil() as usize, "{seconds} s of audio");
+    assert_eq!(video.frames[0].dimensions(), (64, 64), "G doubles the 32-pixel crop");
+    for stage in [Stage::Audio, Stage::Image, Stage::Video, Stage::Clip] {
+        let attempt = result.log.iter().find(|a| a.stage == stage).unwrap();
+        eprintln!("{stage:?}: {:.0} ms", attempt.duration.as_secs_f64() * 1e3);
+        assert_eq!(attempt.result, AttemptResult::Ok, "{stage:?}");
+    }
+    eprintln!("{seconds:.2} s of audio, {} frames", video.frames.len());
+}
