@@ -87,6 +87,7 @@ async fn a_slot_runs_end_to_end_and_its_folder_holds_every_file() {
     assert_eq!((actor.width(), actor.height()), run.report.completed().unwrap().outputs.image.dimensions());
 
     let result = read_result(&out_path);
+    assert_eq!(files::read_result(&out_path).unwrap(), result);
     assert_eq!((result.slot_id, result.outcome.as_str()), (101, "completed"));
     assert_eq!(result.deadline_met, Some(true));
     assert_eq!(result.deadline_ms, 3_600_000.0);
@@ -209,6 +210,23 @@ async fn aborted_and_failed_slots_write_their_result_and_events_only() {
     assert!(result.attempt_log.is_empty());
     let names: Vec<String> = read_events(&out_path).into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["slot_started", "slot_aborted"]);
+}
+
+#[test]
+fn a_result_is_read_back_only_from_a_bounded_result_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = files::read_result(dir.path()).unwrap_err();
+    assert!(err.ends_with("result.json: cannot read: No such file or directory (os error 2)"), "{err}");
+    let path = dir.path().join("result.json");
+    std::fs::write(&path, "{\"slot_id\": 1}").unwrap();
+    let err = files::read_result(dir.path()).unwrap_err();
+    assert!(err.contains("result.json: not a slot's result: missing field `outcome`"), "{err}");
+    std::fs::write(&path, vec![b' '; files::MAX_RESULT_BYTES as usize + 1]).unwrap();
+    let err = files::read_result(dir.path()).unwrap_err();
+    assert!(err.contains("above the limit of 1048576 bytes"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert!(files::read_result(dir.path()).unwrap_err().contains("is a directory"));
 }
 
 #[test]

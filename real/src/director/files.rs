@@ -28,6 +28,21 @@ pub const MP4_FILE: &str = "slot.mp4";
 /// `video.y4m`: the clip's frames without ffmpeg (its audio is `audio.wav`).
 pub const Y4M_FILE: &str = "video.y4m";
 
+/// The largest `result.json` read back: the consensus embedding (1,280 numbers for the
+/// published CLIPs) and a recipe of at most 64 KiB fit many times over.
+pub const MAX_RESULT_BYTES: u64 = 1 << 20;
+
+/// Reads a slot folder's `result.json` back (a restarted service finds its finished slots so):
+/// a regular file of at most [`MAX_RESULT_BYTES`], in the format [`write_run`] writes. Errors
+/// name the file.
+pub fn read_result(dir: &Path) -> Result<ResultFile, String> {
+    let path = dir.join(RESULT_FILE);
+    let text = crate::loading::read_text_limited(&path, MAX_RESULT_BYTES, "a slot's result.json")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a slot's result: {}", path.display(), crate::loading::quote(e)))
+}
+
 /// What `result.json` holds. Times are milliseconds from the slot's start, like the events'
 /// `elapsed_ms`; `started_at` and `ended_at` are RFC 3339 UTC wall-clock times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
