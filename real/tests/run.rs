@@ -147,19 +147,23 @@ async fn recipes_only_the_loaded_models_can_judge_are_refused_before_any_model_r
     recipe.voice.name = "zz_nobody".into();
     let err = director.check(&recipe).unwrap_err().to_string();
     assert_eq!(err, "voice.name: \"zz_nobody\": not a loaded voice; the 3 loaded are af_heart, am_adam, bf_emma");
-    // The tiny CLIP's context is 16 tokens: 15 words and the two markers are 17.
-    let words: Vec<String> = (1..=15).map(|i| format!("w{i}")).collect();
+    // One word more than the tiny CLIP's context holds with its two markers.
+    let config_json = std::fs::read_to_string(dir.path().join("models/clip_b32/config.json")).unwrap();
+    let arch: serde_json::Value = serde_json::from_str(&config_json).unwrap();
+    let context = arch["text_config"]["max_position_embeddings"].as_u64().unwrap() as usize;
+    let words: Vec<String> = (1..=context - 1).map(|i| format!("w{}", i % 90 + 1)).collect();
     let recipe = Recipe::new(103, "Hello.", words.join(" "));
     let err = director.check(&recipe).unwrap_err().to_string();
-    assert_eq!(
-        err,
-        "prompt: 17 tokens for clip_b32 (start and end markers included); its context holds 16: shorten the prompt"
+    let want = format!(
+        "prompt: {} tokens for clip_b32 (start and end markers included); its context holds {context}: shorten the prompt",
+        context + 1
     );
-    director.check(&Recipe::new(104, "Hello.", words[..14].join(" "))).unwrap();
+    assert_eq!(err, want);
+    director.check(&Recipe::new(104, "Hello.", words[1..].join(" "))).unwrap();
     // run_slot checks too, before anything runs: not one event of the slot is emitted.
     let watch = capture::SlotCapture::start(103).unwrap();
     let err = director.run_slot(&recipe, Duration::from_secs(60)).await.err().unwrap();
-    assert!(err.to_string().starts_with("recipe: prompt: 17 tokens"), "{err}");
+    assert_eq!(err.to_string(), format!("recipe: {want}"));
     assert_eq!(watch.finish(), []);
     let mut recipe = Recipe::new(105, "Hello.", "w1");
     recipe.expression.preset = "sleepy".into();
