@@ -1,9 +1,8 @@
 //! Tiny random-weight models for smoke tests, in the production file layout: every real stage's
-//! model (both CLIPs, Flux, Kokoro with voices, LivePortrait) at a few thousand to a few hundred
-//! thousand parameters, loaded by the same code as the published models (through their
-//! `config.json` / architecture files), so that `vortex run`, `vortex serve` and the tests run
-//! whole slots on a CPU in about a second. They are not models: every image, voice and frame they
-//! make is noise.
+//! model (both CLIPs, Flux, Kokoro with voices, LivePortrait) at fifty thousand to a million
+//! parameters, loaded by the same code as the published models (through their `config.json` /
+//! architecture files), so that `vortex run`, `vortex serve` and the tests run whole slots on a
+//! CPU in about a second. They are not models: every image, voice and frame they make is noise.
 //!
 //! Weights come from the counter generator ([`counter_values`]): each value is a pure function
 //! of (seed, tensor name, element index), so a seed gives byte-identical files on any machine,
@@ -46,7 +45,7 @@ pub fn splitmix64(z: u64) -> u64 {
 }
 
 /// The counter generator's uniform numbers in [-1, 1) for `name`: `u_i` of element `i`.
-fn uniform(seed: u64, name: &str, n: usize) -> impl Iterator<Item = f64> {
+pub fn counter_uniform(seed: u64, name: &str, n: usize) -> impl Iterator<Item = f64> {
     let h = fnv1a64(name) ^ seed;
     (0..n as u64).map(move |i| (splitmix64(h.wrapping_add(i)) >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0)
 }
@@ -60,7 +59,7 @@ pub fn counter_values(seed: u64, name: &str, dims: &[usize]) -> Vec<f32> {
     let n: usize = dims.iter().product();
     let scale = if dims.len() >= 2 { (3.0 / dims[1..].iter().product::<usize>() as f64).sqrt() } else { 0.0 };
     let gain = name.ends_with("weight") || name.ends_with("scale") || name.ends_with("running_var");
-    uniform(seed, name, n)
+    counter_uniform(seed, name, n)
         .map(|u| {
             let v = match dims.len() {
                 1 if gain => 1.0 + 0.1 * u,
@@ -323,7 +322,7 @@ pub fn write_kokoro(dir: &Path, seed: u64) -> anyhow::Result<KokoroModelConfig> 
     kokoro_model::Kokoro::new(&cfg, weights.var_builder())?;
     weights.save(&root.join("kokoro.safetensors"))?;
     for voice in VOICES {
-        let bytes: Vec<u8> = uniform(seed_for(seed, "kokoro/voices"), voice, voices::ROWS * voices::STYLE_DIM)
+        let bytes: Vec<u8> = counter_uniform(seed_for(seed, "kokoro/voices"), voice, voices::ROWS * voices::STYLE_DIM)
             .flat_map(|u| ((0.1 * u) as f32).to_le_bytes())
             .collect();
         std::fs::write(root.join("voices").join(format!("{voice}.bin")), bytes)
@@ -337,43 +336,57 @@ pub fn write_kokoro(dir: &Path, seed: u64) -> anyhow::Result<KokoroModelConfig> 
     })
 }
 
-/// LivePortrait's shape at small widths: 64 × 64 crops, a 4 × 8 × 16 × 16 volume, 128 × 128
-/// frames; 21 keypoints and the full-size stitching MLPs, as published.
+/// LivePortrait's shape for smoke tests: 32 × 32 crops, a 4 × 4 × 8 × 8 volume, 64 × 64 frames,
+/// 4 keypoints (stitching, lip and eye MLPs sized to them): about 20 ms a frame in a debug build,
+/// where the published 21 keypoints' dense motion alone takes 65.
 pub fn liveportrait_config() -> lp::Config {
+    let kp3 = 3 * 4;
+    let mlp = |input_size, output_size| stitching::MlpConfig { input_size, hidden_sizes: vec![16, 16], output_size };
     lp::Config {
         appearance: appearance::Config {
             image_channel: 3,
             block_expansion: 8,
             num_down_blocks: 2,
-            max_features: 32,
+            max_features: 16,
             reshape_channel: 4,
-            reshape_depth: 8,
+            reshape_depth: 4,
             num_resblocks: 1,
         },
-        motion: motion::Config { depths: vec![1, 1, 1, 1], dims: vec![8, 8, 8, 16], ..motion::Config::liveportrait() },
+        motion: motion::Config {
+            num_kp: 4,
+            depths: vec![1, 1, 1, 1],
+            dims: vec![8, 8, 8, 16],
+            ..motion::Config::liveportrait()
+        },
         warping: warping::Config {
-            block_expansion: 8,
-            max_features: 32,
+            num_kp: 4,
+            block_expansion: 4,
+            max_features: 16,
+            num_down_blocks: 2,
             reshape_channel: 4,
+            estimate_occlusion_map: true,
             dense_motion_params: warping::DenseMotionParams {
-                block_expansion: 8,
+                block_expansion: 4,
                 max_features: 16,
                 num_blocks: 2,
-                reshape_depth: 8,
-                compress: 2,
+                reshape_depth: 4,
+                compress: 1,
             },
-            ..warping::Config::liveportrait()
         },
         spade: spade::Config {
             upscale: 2,
-            block_expansion: 8,
-            max_features: 32,
+            block_expansion: 4,
+            max_features: 16,
             num_down_blocks: 2,
-            hidden: 8,
-            out_channels: 8,
+            hidden: 4,
+            out_channels: 4,
         },
-        stitching: stitching::Config::liveportrait(),
-        input_size: 64,
+        stitching: stitching::Config {
+            stitching: mlp(2 * kp3, kp3 + 2),
+            lip: mlp(kp3 + 2, kp3),
+            eye: mlp(kp3 + 3, kp3),
+        },
+        input_size: 32,
     }
 }
 
@@ -381,7 +394,7 @@ pub fn liveportrait_config() -> lp::Config {
 /// the published layout and `models.yaml`.
 pub fn write_liveportrait(dir: &Path, seed: u64) -> anyhow::Result<LivePortraitModelConfig> {
     let root = dir.join("liveportrait");
-    let cfg = lp::Config { input_size: 32, ..liveportrait_config() };
+    let cfg = liveportrait_config();
     create_dir(&root)?;
     write(&root.join("models.yaml"), &lp_architecture::to_yaml(&cfg))?;
     let files: [RecordedWeights; 5] =

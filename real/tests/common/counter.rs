@@ -18,50 +18,23 @@ use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
-const GAIN: f64 = 0.1;
-const BIAS: f64 = 0.1;
-
-fn fnv1a64(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
 /// SplitMix64's finaliser (also the fixture frames' noise, `tools/gen_clip_processor_fixture.py`).
 pub fn splitmix64(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    vortex_real::tiny::splitmix64(z)
 }
 
-/// The f32 values of tensor `name` with `dims`.
+/// The f32 values of tensor `name` with `dims` (the generator lives in the library, where
+/// `vortex models tiny` writes its weights with it).
 pub fn values(seed: u64, name: &str, dims: &[usize]) -> Vec<f32> {
-    let h = fnv1a64(name) ^ seed;
-    let n: usize = dims.iter().product();
-    let scale = if dims.len() >= 2 { (3.0 / dims[1..].iter().product::<usize>() as f64).sqrt() } else { 0.0 };
-    let gain = name.ends_with("weight") || name.ends_with("scale") || name.ends_with("running_var");
-    (0..n as u64)
-        .map(|i| {
-            let u = (splitmix64(h.wrapping_add(i)) >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0;
-            let v = match dims.len() {
-                1 if gain => 1.0 + GAIN * u,
-                1 => BIAS * u,
-                _ => u * scale,
-            };
-            v as f32
-        })
-        .collect()
+    vortex_real::tiny::counter_values(seed, name, dims)
 }
 
 /// A tensor of the counter generator's uniform values scaled to `[low, high)`, as
 /// `tools/liveportrait_fixture_common.py`'s `counter_input` makes fixture inputs.
 pub fn uniform_input(seed: u64, name: &str, dims: &[usize], low: f64, high: f64) -> Tensor {
-    let h = fnv1a64(name) ^ seed;
     let n: usize = dims.iter().product();
-    let v: Vec<f32> = (0..n as u64)
-        .map(|i| {
-            let u = (splitmix64(h.wrapping_add(i)) >> 11) as f64 * 2f64.powi(-53) * 2.0 - 1.0;
-            (low + (u + 1.0) / 2.0 * (high - low)) as f32
-        })
+    let v: Vec<f32> = vortex_real::tiny::counter_uniform(seed, name, n)
+        .map(|u| (low + (u + 1.0) / 2.0 * (high - low)) as f32)
         .collect();
     Tensor::from_vec(v, dims, &Device::Cpu).expect("the shape holds the values")
 }

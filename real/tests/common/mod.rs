@@ -6,76 +6,24 @@ pub mod counter;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use candle_nn::{Init, VarBuilder, VarMap};
-use candle_transformers::models::clip::ClipModel;
-use vortex_real::clip::HfClipConfig;
-use vortex_real::config::{ClipModelConfig, ModelDtype};
+use candle_nn::VarBuilder;
+use vortex_real::config::ClipModelConfig;
 
-/// A tiny CLIP `config.json` (vocab 100, widths 32, 2 layers, 32×32 images in 8×8 patches).
+/// A tiny CLIP `config.json` ([`vortex_real::tiny::clip_config_json`]).
 pub fn tiny_clip_config(context: usize) -> String {
-    format!(
-        r#"{{"projection_dim": 16,
-  "text_config": {{"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "max_position_embeddings": {context}, "hidden_act": "quick_gelu"}},
-  "vision_config": {{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "image_size": 32, "patch_size": 8, "hidden_act": "quick_gelu"}}}}"#
-    )
+    vortex_real::tiny::clip_config_json(context)
 }
 
-/// A word-level `tokenizer.json`: `<unk>` = 0, `w1`..`w97` = 1..97, `<|startoftext|>` = 98 and
-/// `<|endoftext|>` = 99 (the largest id, as in CLIP), added around every text.
+/// A word-level `tokenizer.json` ([`vortex_real::tiny::tokenizer_json`]): `<unk>` = 0, `w1`..`w97`
+/// = 1..97, `<|startoftext|>` = 98 and `<|endoftext|>` = 99.
 pub fn tiny_tokenizer_json() -> String {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for i in 1..98 {
-        vocab.insert(format!("w{i}"), i.into());
-    }
-    vocab.insert("<|startoftext|>".into(), 98.into());
-    vocab.insert("<|endoftext|>".into(), 99.into());
-    let special = |t: &str, id: u32| serde_json::json!({"id": t, "ids": [id], "tokens": [t]});
-    serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<|startoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {"<|startoftext|>": special("<|startoftext|>", 98), "<|endoftext|>": special("<|endoftext|>", 99)}
-        },
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    })
-    .to_string()
+    vortex_real::tiny::tokenizer_json()
 }
 
 /// Writes a tiny random CLIP (weights, config, tokenizer) into `dir/name/` and returns its entry;
-/// `context` is the text context length.
+/// `context` is the text context length. The weights depend on `name`, so two models differ.
 pub fn write_tiny_clip(dir: &Path, name: &str, context: usize) -> ClipModelConfig {
-    let root = dir.join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    let config_json = tiny_clip_config(context);
-    std::fs::write(root.join("config.json"), &config_json).unwrap();
-    std::fs::write(root.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
-    let arch: HfClipConfig = serde_json::from_str(&config_json).unwrap();
-    // candle's CPU generator cannot be seeded: each call draws new weights, which is all these
-    // tests need (golden comparisons use the committed PyTorch fixture instead).
-    let device = Device::Cpu;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    // candle draws a missing class embedding at random on every load: store one.
-    vb.pp("vision_model")
-        .pp("embeddings")
-        .get_with_hints(32, "class_embedding", Init::Randn { mean: 0.0, stdev: 1.0 })
-        .unwrap();
-    ClipModel::new(vb, &arch.to_candle()).unwrap();
-    varmap.save(root.join("model.safetensors")).unwrap();
-    ClipModelConfig {
-        weights: root.join("model.safetensors"),
-        tokenizer: root.join("tokenizer.json"),
-        config: root.join("config.json"),
-        dtype: ModelDtype::F32,
-    }
+    vortex_real::tiny::write_clip(dir, name, context, 0).unwrap()
 }
 
 /// A config.yaml naming two tiny CLIP models, written into `dir`.
@@ -105,105 +53,10 @@ pub fn write_config(dir: &Path, extra: &str, with_flux: bool) -> PathBuf {
     path
 }
 
-/// Writes a tiny random Flux (transformer, autoencoder, T5 and CLIP-L text encoders, their
-/// configs and tokenizers) into `dir/flux/` and returns its config entry (64×64 images, 4 steps).
+/// Writes a tiny random Flux into `dir/flux/` and returns its config entry (64×64 images, 4
+/// steps; [`vortex_real::tiny::write_flux`]).
 pub fn write_tiny_flux(dir: &Path) -> vortex_real::config::FluxModelConfig {
-    use candle_transformers::models::clip::text_model::ClipTextTransformer;
-    use candle_transformers::models::flux::autoencoder::{AutoEncoder, Config as VaeConfig};
-    use candle_transformers::models::flux::model::{Config as FluxConfig, Flux};
-    use candle_transformers::models::t5;
-
-    let root = dir.join("flux");
-    std::fs::create_dir_all(&root).unwrap();
-    let device = Device::Cpu;
-    let save = |name: &str, build: &dyn Fn(VarBuilder)| {
-        let varmap = VarMap::new();
-        build(VarBuilder::from_varmap(&varmap, DType::F32, &device));
-        // A VarMap starts RMS-norm scales at zero, which would zero every attention score.
-        for (name, var) in varmap.data().lock().unwrap().iter() {
-            if name.ends_with(".scale") {
-                var.set(&var.ones_like().unwrap()).unwrap();
-            }
-        }
-        varmap.save(root.join(name)).unwrap();
-    };
-
-    let arch = r#"{"in_channels": 64, "vec_in_dim": 32, "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0,
-        "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "qkv_bias": true}"#;
-    std::fs::write(root.join("transformer.json"), arch).unwrap();
-    let flux_cfg = FluxConfig {
-        in_channels: 64,
-        vec_in_dim: 32,
-        context_in_dim: 32,
-        hidden_size: 64,
-        mlp_ratio: 2.0,
-        num_heads: 2,
-        depth: 1,
-        depth_single_blocks: 1,
-        axes_dim: vec![8, 12, 12],
-        theta: 10_000,
-        qkv_bias: true,
-        guidance_embed: false,
-    };
-    save("transformer.safetensors", &|vb| {
-        Flux::new(&flux_cfg, vb).unwrap();
-    });
-
-    let vae_json = r#"{"resolution": 64, "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 16,
-        "scale_factor": 0.3611, "shift_factor": 0.1159}"#;
-    std::fs::write(root.join("vae.json"), vae_json).unwrap();
-    let vae_cfg = VaeConfig {
-        resolution: 64,
-        in_channels: 3,
-        ch: 32,
-        out_ch: 3,
-        ch_mult: vec![1, 1, 1, 1],
-        num_res_blocks: 1,
-        z_channels: 16,
-        scale_factor: 0.3611,
-        shift_factor: 0.1159,
-    };
-    save("ae.safetensors", &|vb| {
-        AutoEncoder::new(&vae_cfg, vb).unwrap();
-    });
-
-    let t5_json = r#"{"vocab_size": 100, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
-        "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16, "dropout_rate": 0.0,
-        "layer_norm_epsilon": 1e-6, "initializer_factor": 1.0, "feed_forward_proj": "gated-gelu",
-        "is_encoder_decoder": true, "tie_word_embeddings": false, "pad_token_id": 0, "eos_token_id": 1}"#;
-    std::fs::write(root.join("t5.json"), t5_json).unwrap();
-    let t5_cfg: t5::Config = serde_json::from_str(t5_json).unwrap();
-    save("t5.safetensors", &|vb| {
-        t5::T5EncoderModel::load(vb, &t5_cfg).unwrap();
-    });
-
-    let clip_json = r#"{"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "max_position_embeddings": 16, "hidden_act": "quick_gelu"}"#;
-    std::fs::write(root.join("clip.json"), clip_json).unwrap();
-    let tower: vortex_real::hf::HfTower = serde_json::from_str(clip_json).unwrap();
-    let clip_cfg = vortex_real::hf::text_config(&tower, 32).unwrap();
-    save("clip.safetensors", &|vb| {
-        ClipTextTransformer::new(vb.pp("text_model"), &clip_cfg).unwrap();
-    });
-    std::fs::write(root.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
-
-    let files = |weights: &str, config: &str| vortex_real::config::TextEncoderFiles {
-        weights: root.join(weights).into(),
-        config: root.join(config),
-        tokenizer: root.join("tokenizer.json"),
-    };
-    vortex_real::config::FluxModelConfig {
-        transformer: root.join("transformer.safetensors"),
-        transformer_config: Some(root.join("transformer.json")),
-        vae: root.join("ae.safetensors"),
-        vae_config: Some(root.join("vae.json")),
-        t5: files("t5.safetensors", "t5.json"),
-        clip: files("clip.safetensors", "clip.json"),
-        dtype: ModelDtype::F32,
-        image_px: vortex_real::config::ImagePx::new(64).unwrap(),
-        steps: vortex_real::config::DenoiseSteps::new(4).unwrap(),
-        t5_tokens: vortex_real::config::T5Tokens::new(16).unwrap(),
-    }
+    vortex_real::tiny::write_flux(dir, 0).unwrap()
 }
 
 /// The `models.flux` entry as YAML lines (indented for the `models:` map).
@@ -311,31 +164,10 @@ pub fn sampled_error(
     })
 }
 
-/// Kokoro's shape at small widths (its full size is checked against PyTorch in kokoro_e2e.rs);
-/// `max_dur` 6 keeps random-weight durations near 3 frames per phoneme.
+/// Kokoro's shape at small widths ([`vortex_real::tiny::kokoro_config`]); `max_dur` 6 keeps
+/// random-weight durations near 3 frames per phoneme.
 pub fn small_kokoro() -> vortex_real::kokoro::model::Config {
-    use vortex_real::kokoro::{albert, decoder, model};
-    model::Config {
-        hidden_dim: 32,
-        n_layer: 2,
-        max_dur: 6,
-        plbert: albert::Config {
-            embedding_size: 16,
-            hidden_size: 32,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            intermediate_size: 64,
-            ..albert::Config::kokoro()
-        },
-        istftnet: decoder::Config {
-            resblock_kernel_sizes: vec![3],
-            resblock_dilation_sizes: vec![vec![1, 3, 5]],
-            upsample_initial_channel: 32,
-            decode_width: 64,
-            ..decoder::Config::kokoro()
-        },
-        ..model::Config::kokoro_v1()
-    }
+    vortex_real::tiny::kokoro_config()
 }
 
 /// A small Kokoro on counter weights with one voice, `af_heart`.
