@@ -65,7 +65,8 @@ struct PromptLimit {
 
 impl Director {
     /// Loads every configured model ([`Models::load`]; `base_dir` is the config file's folder)
-    /// and starts the director. Blocking: call it before serving, or in `spawn_blocking`.
+    /// and starts the director. Loading blocks the calling thread for the models' load time
+    /// (seconds for the published models): call it at start-up, before serving.
     pub async fn load(config: &Config, base_dir: &Path) -> Result<Director, LoadError> {
         let models = Models::load(config, base_dir)?;
         Director::new(config, base_dir, models).await
