@@ -232,3 +232,48 @@ async fn a_slot_from_the_tiny_setup_runs_all_four_stages_with_nothing_injected()
     }
     eprintln!("{seconds:.2} s of audio, {} frames", video.frames.len());
 }
+
+/// `Models::load`'s error for the config at `path`.
+fn load_error(path: &Path) -> String {
+    let config = vortex_real::config::Config::load(path).unwrap();
+    match vortex_real::models::Models::load(&config, path.parent().unwrap()) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn loading_refuses_an_architecture_its_weights_do_not_fit_and_a_bad_or_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = vortex_real::tiny::write_setup(&dir.path().join("tiny"), 2).unwrap();
+    let root = path.parent().unwrap();
+    let rewrite = |file: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(text.contains(from), "{from:?} not in {file}:\n{text}");
+        std::fs::write(root.join(file), text.replacen(from, to, 1)).unwrap();
+    };
+    rewrite("kokoro/config.json", "\"hidden_dim\": 32", "\"hidden_dim\": 48");
+    says(
+        &load_error(&path),
+        &["kokoro", "kokoro.safetensors", "not the weights of the architecture in", "config.json"],
+    );
+    rewrite("kokoro/config.json", "\"hidden_dim\": 48", "\"hidden_dim\": 32");
+    rewrite("kokoro/config.json", "\"style_dim\": 128", "\"style_dim\": 64");
+    says(&load_error(&path), &["models.kokoro.architecture", "key style_dim: 64; must be 128", "voice row"]);
+    rewrite("kokoro/config.json", "\"style_dim\": 64", "\"style_dim\": 128");
+    rewrite("liveportrait/models.yaml", "input_size: 32", "input_size: 1024");
+    says(
+        &load_error(&path),
+        &["liveportrait", "models.yaml", "models.liveportrait.architecture", "input_size", "from 16 to 512"],
+    );
+    rewrite("liveportrait/models.yaml", "input_size: 1024", "input_size: 32");
+    rewrite("liveportrait/models.yaml", "reshape_depth: 4", "reshape_depth: 2");
+    says(&load_error(&path), &["models.liveportrait.architecture", "reshape_depth"]);
+    rewrite("liveportrait/models.yaml", "reshape_depth: 2", "reshape_depth: 4");
+    rewrite("config.yaml", "architecture: kokoro/config.json", "architecture: kokoro/nowhere.json");
+    says(&load_error(&path), &["models.kokoro.architecture", "nowhere.json"]);
+    rewrite("config.yaml", "architecture: kokoro/nowhere.json", "architecture: kokoro/config.json");
+    // Restored, it loads again.
+    let config = vortex_real::config::Config::load(&path).unwrap();
+    assert!(vortex_real::models::Models::load(&config, root).is_ok());
+}
