@@ -2,7 +2,8 @@
 //! own `config.json`, read into [`Config`] with every size bounded, so that a small
 //! random-weight Kokoro (`vortex models tiny`) loads through the same code as the published one.
 //!
-//! Keys as the reference reads them: `n_token`, `hidden_dim`, `style_dim`, `n_layer`, `max_dur`,
+//! Keys as the reference reads them: `n_token`, `hidden_dim`, `style_dim` (128: the voices'
+//! rows hold two styles of it), `n_layer`, `max_dur`,
 //! `text_encoder_kernel_size`, `plbert` (transformers' `AlbertConfig` keys: `hidden_size`,
 //! `num_attention_heads`, `intermediate_size`, `max_position_embeddings`, `num_hidden_layers`,
 //! and optionally `embedding_size`, `type_vocab_size`, `layer_norm_eps`, `dropout`) and
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::Config;
-use super::{albert, decoder, g2p};
+use super::{albert, decoder, g2p, voices};
 
 /// Largest width (hidden, style, PL-BERT's, decoder channels) an architecture file may give:
 /// twice the published model's widest (PL-BERT's intermediate 2048).
@@ -175,7 +176,17 @@ fn to_config(f: File) -> Result<Config, ArchitectureError> {
         ..e
     })?;
     within("hidden_dim", f.hidden_dim, 1, MAX_WIDTH)?;
-    within("style_dim", f.style_dim, 1, MAX_WIDTH)?;
+    if f.style_dim * 2 != voices::STYLE_DIM {
+        return Err(refuse(
+            "style_dim",
+            format!(
+                "{}; must be {} (a voice row holds {} values: two styles)",
+                f.style_dim,
+                voices::STYLE_DIM / 2,
+                voices::STYLE_DIM
+            ),
+        ));
+    }
     within("n_layer", f.n_layer, 1, MAX_LAYERS)?;
     within("max_dur", f.max_dur, 1, MAX_DUR)?;
     within("text_encoder_kernel_size", f.text_encoder_kernel_size, 1, MAX_TEXT_KERNEL)?;
