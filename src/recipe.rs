@@ -93,6 +93,11 @@ pub const MAX_RECIPE_BYTES: u64 = 64 * 1024;
 /// 20,000-character bound (whose speech would run for 20 minutes).
 pub const MAX_SCRIPT_CHARS: usize = 1_500;
 
+/// The longest run of a script's characters without whitespace: Kokoro's text front end
+/// refuses longer ones (its time grows with the cube of a run's length); 64 covers English
+/// words, numbers, e-mail addresses and most URLs.
+pub const MAX_WORD_CHARS: usize = 64;
+
 /// The longest prompt, in characters. CLIP reads 77 tokens (75 besides its start and end
 /// markers); English averages about 4 characters per token, so a prompt that fits is about 300
 /// characters. This bound only refuses at once what could never fit; real mode counts the
@@ -145,12 +150,24 @@ impl Recipe {
 
     /// Checks every value against the bounds the stages accept, so that a recipe that cannot
     /// be generated is refused before any model runs: a script that is empty, blank, longer
-    /// than [`MAX_SCRIPT_CHARS`] or holds control characters; a prompt that is empty, blank or
+    /// than [`MAX_SCRIPT_CHARS`], holds control characters or a run of more than
+    /// [`MAX_WORD_CHARS`] characters without whitespace; a prompt that is empty, blank or
     /// longer than [`MAX_PROMPT_CHARS`]; a voice name that is empty or not a file stem; a speed
     /// outside [`SPEED_RANGE`]; a preset not in [`EXPRESSION_PRESETS`]; an intensity outside 0
     /// to 1. Whether the voice exists is checked in real mode, against the loaded voices.
     pub fn validate(&self) -> Result<(), RecipeError> {
         text("script", &self.script, MAX_SCRIPT_CHARS)?;
+        // The runs Kokoro's tokenizer splits on: ASCII whitespace only.
+        if let Some(word) =
+            self.script.split(|c: char| c.is_ascii_whitespace()).find(|w| w.chars().count() > MAX_WORD_CHARS)
+        {
+            let message = format!(
+                "a word of {} characters without a space ({}); at most {MAX_WORD_CHARS} are spoken as one word",
+                word.chars().count(),
+                quoted(word)
+            );
+            return Err(RecipeError::new("script", message));
+        }
         text("prompt", &self.prompt, MAX_PROMPT_CHARS)?;
         let name = &self.voice.name;
         let chars = name.chars().count();

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use vortex::recipe::{Recipe, EXPRESSION_PRESETS, MAX_PROMPT_CHARS, MAX_RECIPE_BYTES, MAX_SCRIPT_CHARS, SPEED_RANGE};
+use vortex::recipe::{
+    Recipe, EXPRESSION_PRESETS, MAX_PROMPT_CHARS, MAX_RECIPE_BYTES, MAX_SCRIPT_CHARS, MAX_WORD_CHARS, SPEED_RANGE,
+};
 use vortex::ConfigError;
 
 const GOOD: &str = "slot_id: 3\nscript: Hello there.\nprompt: a news anchor\n";
@@ -65,14 +67,23 @@ fn bad_texts_are_refused_with_the_key_and_the_bound() {
     ] {
         assert_eq!(refused(text), want);
     }
-    let long = "é".repeat(MAX_SCRIPT_CHARS + 1);
+    let word = "x".repeat(MAX_WORD_CHARS + 1);
+    let err = refused(&format!("slot_id: 3\nscript: see {word} now\nprompt: p\n"));
+    let want = format!(
+        "r.yaml: script: a word of 65 characters without a space (\"{word}\"); at most 64 are spoken as one word"
+    );
+    assert_eq!(err, want);
+    Recipe::parse("r.yaml", &format!("slot_id: 3\nscript: see {} now\nprompt: p\n", &word[1..])).unwrap();
+    let long = "é ".repeat(MAX_SCRIPT_CHARS / 2) + "é";
     let err = refused(&format!("slot_id: 3\nscript: {long}\nprompt: p\n"));
     assert_eq!(
         err,
         format!("r.yaml: script: {} characters; at most {MAX_SCRIPT_CHARS} are allowed", MAX_SCRIPT_CHARS + 1)
     );
     // The bound counts characters, not bytes: the longest script of two-byte characters passes.
-    Recipe::parse("r.yaml", &format!("slot_id: 3\nscript: {}\nprompt: p\n", "é".repeat(MAX_SCRIPT_CHARS))).unwrap();
+    let longest = "é ".repeat(MAX_SCRIPT_CHARS / 2 - 1) + "éé";
+    assert_eq!(longest.chars().count(), MAX_SCRIPT_CHARS);
+    Recipe::parse("r.yaml", &format!("slot_id: 3\nscript: \"{longest}\"\nprompt: p\n")).unwrap();
     let err = refused(&format!("slot_id: 3\nscript: hi\nprompt: {}\n", "x".repeat(MAX_PROMPT_CHARS + 1)));
     assert!(
         err.starts_with(&format!("r.yaml: prompt: {} characters; at most {MAX_PROMPT_CHARS}", MAX_PROMPT_CHARS + 1))

@@ -256,7 +256,7 @@ fn a_slot_folder_must_be_new_or_empty_and_its_parent_must_exist() {
 }
 
 #[test]
-fn a_slot_is_captured_once_at_a_time_and_the_presets_agree_with_the_driver() {
+fn a_slot_is_captured_once_at_a_time_and_the_recipe_bounds_are_the_stages_own() {
     assert!(capture::init_logs());
     let first = capture::SlotCapture::start(900).unwrap();
     let err = capture::SlotCapture::start(900).unwrap_err().to_string();
@@ -272,7 +272,11 @@ fn a_slot_is_captured_once_at_a_time_and_the_presets_agree_with_the_driver() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].to_json_line(), r#"{"event":"slot_started","message":"x","slot_id":900,"elapsed_ms":0.000}"#);
     capture::SlotCapture::start(900).unwrap();
+    // The recipe's bounds are the stages' own.
     assert_eq!(vortex::recipe::EXPRESSION_PRESETS, vortex_real::liveportrait::driver::Preset::NAMES);
+    assert_eq!(vortex::recipe::MAX_WORD_CHARS, vortex_real::kokoro::g2p::MAX_WORD_CHARS);
+    assert_eq!(vortex::recipe::SPEED_RANGE, vortex_real::kokoro::model::SPEED_RANGE);
+    assert!(vortex::recipe::MAX_SCRIPT_CHARS < vortex_real::kokoro::g2p::MAX_TEXT_CHARS);
 }
 
 /// Runs the `vortex` binary.
