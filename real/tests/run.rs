@@ -276,7 +276,7 @@ fn a_slot_is_captured_once_at_a_time_and_the_recipe_bounds_are_the_stages_own() 
     assert_eq!(vortex::recipe::EXPRESSION_PRESETS, vortex_real::liveportrait::driver::Preset::NAMES);
     assert_eq!(vortex::recipe::MAX_WORD_CHARS, vortex_real::kokoro::g2p::MAX_WORD_CHARS);
     assert_eq!(vortex::recipe::SPEED_RANGE, vortex_real::kokoro::model::SPEED_RANGE);
-    assert!(vortex::recipe::MAX_SCRIPT_CHARS < vortex_real::kokoro::g2p::MAX_TEXT_CHARS);
+    const { assert!(vortex::recipe::MAX_SCRIPT_CHARS < vortex_real::kokoro::g2p::MAX_TEXT_CHARS) };
 }
 
 /// Runs the `vortex` binary.
