@@ -22,7 +22,7 @@ use vortex::{bounded_f64, bounded_int, Orchestration};
 #[serde(
     deny_unknown_fields,
     try_from = "ConfigFile",
-    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification"
+    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification, service"
 )]
 pub struct Config {
     /// The scheduler's policy (the core's section).
@@ -39,13 +39,16 @@ pub struct Config {
     /// The CLIP self-check's thresholds and ensemble weights.
     #[serde(default)]
     pub verification: VerificationConfig,
+    /// `vortex serve`: where finished slots live, the queue bound, the shutdown grace.
+    #[serde(default)]
+    pub service: ServiceConfig,
 }
 
 /// `config.yaml` as written, before the checks that span sections.
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification"
+    expecting = "a real-mode config file: a map with orchestration and optional device, vram, models, verification, service"
 )]
 struct ConfigFile {
     orchestration: Orchestration,
@@ -57,6 +60,8 @@ struct ConfigFile {
     models: ModelsConfig,
     #[serde(default)]
     verification: VerificationConfig,
+    #[serde(default)]
+    service: ServiceConfig,
 }
 
 impl TryFrom<ConfigFile> for Config {
@@ -69,6 +74,7 @@ impl TryFrom<ConfigFile> for Config {
             vram: f.vram,
             models: f.models,
             verification: f.verification,
+            service: f.service,
         };
         let f32_only = [
             ("models.kokoro.dtype", "Kokoro", config.models.kokoro.as_ref().map(|c| c.dtype)),
@@ -542,6 +548,44 @@ impl Default for VerificationConfig {
             l14_min: ClipScore::new(0.60).expect("a valid default"),
             b32_weight: Share::new(0.4).expect("a valid default"),
             outlier_gap: ClipScoreGap::new(0.30).expect("a valid default"),
+        }
+    }
+}
+
+bounded_int!(
+    /// Slots waiting in `vortex serve`'s queue, 1 to 1024 (a slot airs every 45 s: 1024 is
+    /// half a day of schedule, far more than a director queues ahead).
+    pub QueueMax: u32, 1, 1024, "a queue length"
+);
+
+bounded_f64!(
+    /// Seconds a stopping service gives the running slot to finish, from 0 to 600.
+    pub GraceSeconds,
+    |v| (0.0..=600.0).contains(&v),
+    "a number of seconds from 0 to 600"
+);
+
+/// Section `service`: `vortex serve` (docs/api.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a map with out_dir, queue_max and shutdown_grace_s")]
+pub struct ServiceConfig {
+    /// The folder of finished slots' folders (`slot-ID`), relative to the config file; found
+    /// again at start-up.
+    pub out_dir: PathBuf,
+    /// Slots that may wait for the GPU; a request beyond it is answered 429.
+    pub queue_max: QueueMax,
+    /// On SIGTERM the running slot gets this long to finish, then it is cancelled.
+    pub shutdown_grace_s: GraceSeconds,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            out_dir: PathBuf::from("slots"),
+            // Eight slots are six minutes of schedule queued ahead.
+            queue_max: QueueMax::new(8).expect("a valid default"),
+            // One slot's length: a slot nearly done gets to finish.
+            shutdown_grace_s: GraceSeconds::new(45.0).expect("a valid default"),
         }
     }
 }

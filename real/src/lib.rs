@@ -48,6 +48,7 @@ pub mod loading;
 pub mod media;
 pub mod models;
 pub mod ops;
+pub mod service;
 pub mod stages;
 pub mod tiny;
 pub mod verification;

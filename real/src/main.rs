@@ -54,6 +54,17 @@ enum Command {
     /// PATH, else video.y4m), actor.png, result.json and events.jsonl. Exit code 0: delivered;
     /// 3: completed late or rejected by the self-check; 4: aborted; 5: failed; 1: error.
     Run(RunArgs),
+    /// Serve slots over HTTP (docs/api.md): load the models once, queue posted recipes, generate
+    /// one slot at a time under its scheduled deadline, write each slot's folder under
+    /// service.out_dir; GET / is a status page, GET /metrics Prometheus metrics. SIGTERM stops it.
+    Serve {
+        /// The config file (its `service` section: out_dir, queue_max, shutdown_grace_s).
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+        /// The address to listen on (port 0 picks a free port; the chosen one is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Animate an actor image with LivePortrait (models.liveportrait in the config), its lips
     /// driven by a speech WAV, into a 24 fps 512×512 clip: an mp4 with the audio when ffmpeg is
     /// on PATH, otherwise a .y4m video beside a .wav copy of the audio.
@@ -199,6 +210,7 @@ fn run_slot(args: &RunArgs) -> anyhow::Result<ExitCode> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(_) => unreachable!("main runs `vortex run` itself, for its exit code"),
+        Command::Serve { config, listen } => serve(&config, listen),
         Command::Config { command: ConfigCommand::Check { path } } => {
             let config = vortex_real::config::Config::load(&path)?;
             println!("# {}: valid. Effective values:", path.display());
@@ -224,6 +236,24 @@ fn run(command: Command) -> anyhow::Result<()> {
             animate(&image, &audio, &out, &expression, seed, &config)
         }
     }
+}
+
+/// `vortex serve`: binds the address first (a taken port fails before the models load), then
+/// loads the models and serves until SIGTERM; prints the address once it accepts connections.
+fn serve(path: &Path, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let (config, base) = load_config(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("--listen {listen}: {e}"))?;
+        let service = vortex_real::service::Service::start(&config, base).await?;
+        service
+            .run(listener, |addr| {
+                println!("vortex serve: listening on http://{addr}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })
+            .await
+    })
 }
 
 /// `vortex animate`: loads LivePortrait alone, animates the image by the audio, writes the clip.

@@ -89,6 +89,11 @@ impl RealStages {
     pub fn new(models: Models, config: &Config) -> Self {
         RealStages { models, verification: config.verification }
     }
+
+    /// The loaded models (the service reads their budget and cancel overruns).
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
 }
 
 /// The audio stage's output: Kokoro's speech.
