@@ -312,11 +312,23 @@ pub fn kokoro_config() -> kokoro_model::Config {
 }
 
 /// Writes a tiny Kokoro into `dir/kokoro/`: `kokoro.safetensors`, its `config.json`, and
-/// `voices/NAME.bin` for each of [`VOICES`] (510 × 256 values from -0.1 to 0.1).
+/// `voices/NAME.bin` for each of [`VOICES`] (510 × 256 values from -0.1 to 0.1). Its frames are
+/// 5 ms (upsampling 4 × 3 instead of 10 × 6) and a phoneme lasts about 1.3 of them (`max_dur`
+/// 2): a script's audio, and so the video's frame count, is a fifth of a real voice's, which
+/// keeps a slot near a second in a debug build.
 pub fn write_kokoro(dir: &Path, seed: u64) -> anyhow::Result<KokoroModelConfig> {
     let root = dir.join("kokoro");
     create_dir(&root.join("voices"))?;
-    let cfg = kokoro_model::Config { max_dur: 2, ..kokoro_config() };
+    let small = kokoro_config();
+    let cfg = kokoro_model::Config {
+        max_dur: 2,
+        istftnet: decoder::Config {
+            upsample_rates: vec![4, 3],
+            upsample_kernel_sizes: vec![8, 5],
+            ..small.istftnet.clone()
+        },
+        ..small
+    };
     write(&root.join("config.json"), &kokoro_architecture::to_json(&cfg))?;
     let weights = RecordedWeights::new(seed_for(seed, "kokoro"));
     kokoro_model::Kokoro::new(&cfg, weights.var_builder())?;
@@ -417,9 +429,14 @@ pub fn write_liveportrait(dir: &Path, seed: u64) -> anyhow::Result<LivePortraitM
 /// Every model of a slot, tiny, under `dir`, and the config naming them (paths under `dir`).
 pub fn write_models(dir: &Path, seed: u64) -> anyhow::Result<ModelsConfig> {
     Ok(ModelsConfig {
-        clip_b32: Some(write_clip(dir, "clip_b32", 16, seed)?),
-        clip_l14: Some(write_clip(dir, "clip_l14", 16, seed)?),
-        flux: Some(write_flux(dir, seed)?),
+        // The published CLIPs' context: a prompt the director accepts for them fits these too.
+        clip_b32: Some(write_clip(dir, "clip_b32", 77, seed)?),
+        clip_l14: Some(write_clip(dir, "clip_l14", 77, seed)?),
+        // T5 holds 64 tokens here, so that an ordinary prompt is not cut (and warned about).
+        flux: Some(FluxModelConfig {
+            t5_tokens: T5Tokens::new(64).map_err(anyhow::Error::msg)?,
+            ..write_flux(dir, seed)?
+        }),
         kokoro: Some(write_kokoro(dir, seed)?),
         liveportrait: Some(write_liveportrait(dir, seed)?),
     })
