@@ -224,7 +224,9 @@ fn recipes_are_answered_run_and_found_again_after_a_restart() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(get(&url, "/slots/2").0, 404, "a refused recipe is not queued");
     let huge = request(2, &"a ".repeat(100_000));
-    assert_eq!(post(&url, &huge).0, 413, "a body over the bound");
+    let (status, answer) = post(&url, &huge);
+    assert_eq!(status, 413, "a body over the bound");
+    assert_eq!(answer["error"], "body: over 128 KiB; a recipe fits in far less", "{answer}");
     assert_eq!(get(&url, "/slots/x").0, 400);
 
     // A deadline already past: queued, then aborted by the predictor before it starts.

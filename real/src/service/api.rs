@@ -99,10 +99,23 @@ pub fn parse_request(body: &[u8], now: SystemTime) -> Result<(Recipe, SystemTime
     Ok((request.recipe, deadline))
 }
 
-async fn post_slot(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn post_slot(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     if shared.phase() != Phase::Serving {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping: it takes no new slots");
     }
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                e.status(),
+                format!("body: over {} KiB; a recipe fits in far less", MAX_REQUEST_BYTES / 1024),
+            );
+        }
+        Err(e) => return refuse(e.status(), format!("body: {}", e.body_text())),
+    };
     let (recipe, deadline) = match parse_request(&body, SystemTime::now()) {
         Ok(parsed) => parsed,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),

@@ -118,7 +118,7 @@ impl Service {
         let worker = tokio::spawn(worker(shared.clone()));
         let mut phase = shared.phase.subscribe();
         let app = api::router(shared.clone());
-        let server = tokio::spawn(async move {
+        let mut server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = phase.wait_for(|p| *p != Phase::Serving).await;
@@ -127,7 +127,16 @@ impl Service {
         });
         tracing::info!(target: "vortex::service", addr = %addr, "serving");
         ready(addr);
-        stop_signal().await;
+        tokio::select! {
+            () = stop_signal() => {}
+            // The server only ends on its own when it failed: stop the slots and say why.
+            served = &mut server => {
+                shared.phase.send_replace(Phase::Cancelling);
+                let _ = worker.await;
+                served??;
+                anyhow::bail!("--listen {addr}: the server stopped accepting connections");
+            }
+        }
         tracing::warn!(target: "vortex::service", grace_s = self.grace.as_secs_f64(), "stopping: no new slots; the running slot may finish within the grace");
         shared.phase.send_replace(Phase::Draining);
         let mut worker = worker;
