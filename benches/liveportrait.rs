@@ -18,7 +18,8 @@
 //! `VORTEX_BENCH_DEVICE` (`cpu`, default, or `cuda`: a `--features cuda` build; PyTorch then also
 //! runs its own default, fp16 autocast), `VORTEX_BENCH_THREADS` (default: every core),
 //! `VORTEX_BENCH_RUNS` (default 3), `VORTEX_BENCH_FRAMES` (default 4), `VORTEX_BENCH_BATCH`
-//! (default 1).
+//! (default 1), `VORTEX_BENCH_TF32=1` (candle's f32 products on CUDA in TF32, as PyTorch's f32
+//! convolutions are by default). After the runs, one batch is timed network by network.
 
 mod common;
 
@@ -94,6 +95,10 @@ fn main() {
         "cuda" => Device::new_cuda(0).expect("a CUDA device (build with --features cuda)"),
         other => panic!("VORTEX_BENCH_DEVICE is {other:?}: cpu or cuda"),
     };
+    // TF32 tensor cores for candle's f32 matrix products on CUDA, as PyTorch uses for its f32
+    // convolutions by default (torch.backends.cudnn.allow_tf32).
+    let tf32 = std::env::var("VORTEX_BENCH_TF32").is_ok_and(|v| v == "1");
+    candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
     vortex_real::keep_freed_memory();
 
@@ -128,6 +133,7 @@ fn main() {
         pipeline.animate(&source, &motion[..batch.min(frames)], &cancel, |_| {}).unwrap();
     }
     let candle_peak = peak_rss_mb();
+    let breakdown = breakdown(&pipeline, &image, &motion[..batch.min(frames)], &device);
 
     let args: Vec<String> = [
         "--weights-dir",
@@ -175,7 +181,7 @@ fn main() {
     let mut lines = vec![
         format!(
             "{device_name}, {threads} threads, {frames} frames of 512 × 512 per run, {batch} per batch, median of {runs} \
-             interleaved warm runs"
+             interleaved warm runs; candle's f32 products on CUDA in TF32: {tf32}"
         ),
         format!(
             "candle f32 (this crate): {:7.3} fps ({:.2} s a frame); source {candle_source:.2} s; load {load_s:.1} s; \
@@ -205,6 +211,41 @@ fn main() {
         }
         None => lines.push("PyTorch: skipped (set VORTEX_TORCH_PYTHON to compare)".into()),
     }
+    lines.push(format!("candle per frame, one batch of {}: {breakdown}", batch.min(frames)));
     lines.push(format!("load average (1, 5, 15 min) before: {load_before}; after: {load_after}"));
     eprintln!("\nsummary:\n{}", lines.join("\n"));
+}
+
+/// Seconds per frame of each part of one batch of `motion`, the device synchronised between
+/// them: the driving keypoints (S), W's dense motion network, the rest of W, and G.
+fn breakdown(pipeline: &LivePortraitPipeline, image: &Frame, motion: &[FrameMotion], device: &Device) -> String {
+    let source = pipeline.source(&pipeline.crop(image).unwrap()).unwrap();
+    let b = motion.len();
+    let timed = |f: &mut dyn FnMut()| {
+        device.synchronize().unwrap();
+        let started = Instant::now();
+        f();
+        device.synchronize().unwrap();
+        started.elapsed().as_secs_f64() / b as f64
+    };
+    let mut driving = None;
+    let keypoints_s = timed(&mut || driving = Some(pipeline.driving_keypoints(&source, motion).unwrap()));
+    let driving = driving.unwrap();
+    let mut dims = source.volume.dims().to_vec();
+    dims[0] = b;
+    let volume = source.volume.broadcast_as(dims).unwrap().contiguous().unwrap();
+    let kp_source = source.keypoints.broadcast_as(driving.dims()).unwrap().contiguous().unwrap();
+    let w = pipeline.warping();
+    let dense_s = timed(&mut || drop(w.dense_motion().forward(&volume, &driving, &kp_source).unwrap()));
+    let mut warped = None;
+    let w_s = timed(&mut || warped = Some(w.forward(&volume, &driving, &kp_source).unwrap()));
+    let warped = warped.unwrap().out;
+    let g_s = timed(&mut || drop(pipeline.generator().forward(&warped).unwrap()));
+    format!(
+        "keypoints {:.1} ms, W's dense motion {:.0} ms, the rest of W {:.0} ms, G {:.0} ms",
+        keypoints_s * 1e3,
+        dense_s * 1e3,
+        (w_s - dense_s) * 1e3,
+        g_s * 1e3
+    )
 }

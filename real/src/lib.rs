@@ -103,9 +103,11 @@ pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's thresholds; it is safe to call at any time.
     unsafe {
-        // The largest threshold glibc accepts (HEAP_MAX_SIZE / 2 on 64-bit): blocks up to 32 MiB
-        // come from the heap and are reused; trimming only above 1 GiB of free heap.
+        // Every block comes from the heap and is reused: the mmap threshold tops out at 32 MiB,
+        // and LivePortrait's volumes are larger (its frames faulted in about 4 GB of fresh pages
+        // each with only the threshold raised). Trimming only above 1 GiB of free heap.
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }

@@ -184,6 +184,16 @@ impl LivePortraitPipeline {
         &self.cfg
     }
 
+    /// The warping module W (for benchmarks that time the networks one by one).
+    pub fn warping(&self) -> &WarpingNetwork {
+        &self.warping
+    }
+
+    /// The SPADE generator G (for benchmarks that time the networks one by one).
+    pub fn generator(&self) -> &SpadeDecoder {
+        &self.generator
+    }
+
     /// The fixed face crop of `image`, resized to the networks' input: `(1, 3, S, S)` in [0, 1].
     pub fn crop(&self, image: &Frame) -> Result<Tensor, ModelError> {
         let (w, h) = image.dimensions();

@@ -147,6 +147,11 @@ pub struct WarpingNetwork {
 }
 
 impl WarpingNetwork {
+    /// Its dense motion network (for benchmarks that time the parts one by one).
+    pub fn dense_motion(&self) -> &DenseMotionNetwork {
+        &self.dense_motion_network
+    }
+
     /// Loads `dense_motion_network.*`, `third.*` and `fourth.*`, `warping_module.pth`'s names.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
