@@ -19,8 +19,9 @@ use crate::media::{Frame, Video};
 /// CLIPScore's rescaling weight w (Hessel et al., 2021): scores run from 0 to 2.5.
 pub const CLIP_SCORE_W: f64 = 2.5;
 
-/// The self-check's result.
-#[derive(Debug, Clone)]
+/// The self-check's result, as `result.json` holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClipVerdict {
     /// ViT-B/32 CLIPScore, 0 to 2.5.
     pub score_b32: f64,

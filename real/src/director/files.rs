@@ -14,6 +14,7 @@ use vortex::{AttemptResult, FailReason, Outcome, Recipe, Stage};
 
 use super::SlotRun;
 use crate::media::{self, Video};
+use crate::verification::ClipVerdict;
 
 /// `result.json`.
 pub const RESULT_FILE: &str = "result.json";
@@ -73,7 +74,7 @@ pub struct ResultFile {
     /// Failed slots: which stage and why.
     pub failure: Option<FailureEntry>,
     /// Completed slots: the self-check's scores, verdict and consensus embedding.
-    pub clip: Option<ClipEntry>,
+    pub clip: Option<ClipVerdict>,
     /// Completed slots: the clip's shape.
     pub media: Option<MediaEntry>,
     /// The files of the folder besides `result.json`, by name.
@@ -154,28 +155,6 @@ pub struct FailureEntry {
     pub attempts: u32,
     /// True when a retry was allowed but could no longer fit before the deadline.
     pub retry_skipped: bool,
-}
-
-/// The self-check (docs/decisions.md D16: scores are CLIPScores, 0 to 2.5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClipEntry {
-    /// ViT-B/32's CLIPScore.
-    pub score_b32: f64,
-    /// ViT-L/14's CLIPScore.
-    pub score_l14: f64,
-    /// ViT-B/32's mean raw cosine similarity, -1 to 1.
-    pub cosine_b32: f64,
-    /// ViT-L/14's mean raw cosine similarity, -1 to 1.
-    pub cosine_l14: f64,
-    /// The weighted ensemble of the two CLIPScores.
-    pub ensemble: f64,
-    /// Both scores at or above their thresholds.
-    pub passed: bool,
-    /// The two models disagree by more than `verification.outlier_gap`.
-    pub outlier: bool,
-    /// The consensus embedding, L2-normalised.
-    pub embedding: Vec<f32>,
 }
 
 /// The clip's shape.
@@ -377,17 +356,7 @@ pub fn result_file(run: &SlotRun, files: Vec<String>, media: Option<MediaEntry>)
         Outcome::Completed(c) => {
             deadline_met = Some(c.deadline_met);
             clip_passed = Some(c.clip_passed);
-            let v = &c.outputs.verdict;
-            clip = Some(ClipEntry {
-                score_b32: v.score_b32,
-                score_l14: v.score_l14,
-                cosine_b32: v.cosine_b32,
-                cosine_l14: v.cosine_l14,
-                ensemble: v.ensemble,
-                passed: v.passed,
-                outlier: v.outlier,
-                embedding: v.embedding.clone(),
-            });
+            clip = Some(c.outputs.verdict.clone());
             "completed"
         }
         Outcome::Aborted(a) => {
