@@ -283,13 +283,14 @@ pub struct LivePortraitModelConfig {
 }
 
 bounded_int!(
-    /// Frames LivePortrait generates per batch, 1 to 64 (default 4).
+    /// Frames LivePortrait generates per batch, 1 to 64 (default 1: on CUDA larger batches are no
+    /// faster and each frame adds about 1.9 GB of activations; docs/benchmarks.md).
     pub BatchFrames: u32, 1, 64, "a number of frames per batch"
 );
 
 impl Default for BatchFrames {
     fn default() -> Self {
-        BatchFrames(4)
+        BatchFrames(1)
     }
 }
 

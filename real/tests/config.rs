@@ -71,7 +71,7 @@ fn the_liveportrait_section_names_its_folder_and_holds_f32_only() {
         Config::from_yaml_str("test.yaml", &format!("{GOOD}models: {{ liveportrait: {{ weights: lp/ }} }}\n")).unwrap();
     let lp = config.models.liveportrait.expect("the section is read");
     assert_eq!(lp.weights, std::path::Path::new("lp/"));
-    assert_eq!(lp.batch_frames.get(), 4, "the default batch");
+    assert_eq!(lp.batch_frames.get(), 1, "the default batch");
     let message = refused(&format!("{GOOD}models: {{ liveportrait: {{ weights: lp, batch_frames: 0 }} }}\n"));
     assert!(
         message.contains("models.liveportrait.batch_frames: expected a number of frames per batch from 1 to 64, got 0"),
