@@ -130,10 +130,8 @@ for ((i = 0; i < slots; i++)); do
   rm -f "$work/slots/$i"/{audio.wav,video.y4m,slot.mp4,actor.png}
 done
 
-even=() odd=()
-for ((i = 0; i < slots; i++)); do
-  if (( i % 2 == 0 )); then even+=("$work/slots/$i/events.jsonl"); else odd+=("$work/slots/$i/events.jsonl"); fi
-done
+even=()
+for ((i = 0; i < slots; i += 2)); do even+=("$work/slots/$i/events.jsonl"); done
 "$sim" calibrate "${even[@]}" --base "$work/base.yaml" --out "$work/calibrated.yaml" --slots "$sim_slots" \
   --seed 1 >/dev/null
 "$sim" run "$work/calibrated.yaml" --json "$work/simulated.json" >/dev/null
