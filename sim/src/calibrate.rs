@@ -57,6 +57,8 @@ pub struct Options {
     pub slots: Option<u64>,
     /// The seed of the output (default: the base's, else 1).
     pub seed: Option<u64>,
+    /// Write `joint_latency: true`, each list's row r being one recorded slot (`--joint`).
+    pub joint: bool,
 }
 
 /// Reads the event logs and returns the calibrated scenario's YAML text; writes nothing.
@@ -81,7 +83,7 @@ pub fn calibrate(logs: &[PathBuf], options: &Options) -> Result<String, String> 
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(format!("{} is given twice; its slots would count double", twice[0]));
     }
-    let mut totals = Totals::default();
+    let mut totals = Totals { rows: options.joint.then(Vec::new), ..Totals::default() };
     let mut budget = MAX_TOTAL_LOG_BYTES;
     // Sorted order, so that a float sum (failed attempts' time) does not depend on the order given.
     for name in &names {
@@ -101,6 +103,14 @@ pub fn calibrate(logs: &[PathBuf], options: &Options) -> Result<String, String> 
                 files_phrase(&names)
             ));
         }
+    }
+    if totals.rows.as_ref().is_some_and(Vec::is_empty) {
+        return Err(format!(
+            "--joint: no slot in the {} of {} completed all four stages at their first attempt, so there \
+             is no recorded slot to keep together (calibrate without --joint)",
+            counted(totals.outcomes.finished(), "slot"),
+            files_phrase(&names)
+        ));
     }
     let text = render(&names, &totals, base.as_ref(), options);
     // The output must load as it is: check it the way `vortex-sim run` will.
@@ -140,6 +150,9 @@ struct Totals {
     outcomes: Outcomes,
     /// Slot deadlines in µs, smallest and largest.
     deadline_us: Option<(u64, u64)>,
+    /// With `--joint`: per slot whose four stages all completed at their first attempt, their
+    /// latencies in µs (audio, image, video, clip).
+    rows: Option<Vec<[u64; 4]>>,
 }
 
 /// One stage's attempts, by what became of them.
@@ -341,6 +354,15 @@ fn apply(
 /// Turns a finished slot's stages into attempt observations.
 fn finish(slot: &OpenSlot, end: &End, totals: &mut Totals) {
     let done = |s: Stage| *slot.complete.get(s);
+    if let (Some(rows), End::Complete { .. }) = (&mut totals.rows, end) {
+        // The sample a first attempt gives below (from `at − took` to `at`), if it was the only one.
+        let first = |s: Stage| {
+            done(s).filter(|_| slot.retries.get(s).is_empty()).map(|(at, took)| at - at.saturating_sub(took))
+        };
+        if let [Some(a), Some(i), Some(v), Some(c)] = Stage::ALL.map(first) {
+            rows.push([a, i, v, c]);
+        }
+    }
     let end_of = |s: Stage| done(s).map(|(at, _)| at);
     for stage in Stage::ALL {
         // Where the stage's first attempt started: exact when it completed, else where the
@@ -452,8 +474,9 @@ fn rate(n: u64, of: u64) -> String {
     fmt_f64(format!("{p:.5e}").parse::<f64>().expect("a formatted float parses"))
 }
 
-/// At most [`MAX_KEPT_SAMPLES`] of the sorted samples, evenly spaced and with both extremes.
-fn kept(sorted: &[u64]) -> Vec<u64> {
+/// At most [`MAX_KEPT_SAMPLES`] of the sorted samples (or rows), evenly spaced and with both
+/// extremes.
+fn kept<T: Copy>(sorted: &[T]) -> Vec<T> {
     let n = sorted.len();
     if n <= MAX_KEPT_SAMPLES {
         return sorted.to_vec();
@@ -552,9 +575,11 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
     for line in orchestration.lines() {
         let _ = writeln!(t, "  {line}");
     }
+    let columns = totals.rows.as_deref().map(|rows| joint_columns(&mut t, rows));
     let _ = writeln!(t, "stages:");
     for stage in Stage::ALL {
-        write_stage(&mut t, stage, totals);
+        let samples = columns.as_ref().map(|c| c.get(stage).as_slice());
+        write_stage(&mut t, stage, totals, samples);
     }
     let _ = writeln!(t, "gpu:\n  parallel_slowdown: 1");
     if let Some(c) = cadence {
@@ -567,13 +592,37 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
     t
 }
 
-fn write_stage(t: &mut String, stage: Stage, totals: &Totals) {
+/// Writes `joint_latency: true` with a comment on the rows, and returns the four lists: the rows
+/// in order of their slot's total (max(audio, image) + video + clip, then the four latencies), so
+/// that the order depends on the logs' content alone, evenly thinned to [`MAX_KEPT_SAMPLES`].
+fn joint_columns(t: &mut String, rows: &[[u64; 4]]) -> PerStage<Vec<u64>> {
+    let mut sorted = rows.to_vec();
+    sorted.sort_unstable_by_key(|&[a, i, v, c]| (a.max(i) + v + c, [a, i, v, c]));
+    let kept = kept(&sorted);
+    let thinned = if kept.len() < sorted.len() {
+        format!(" ({} evenly spaced ones of them are kept)", kept.len())
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        t,
+        "# Joint rows (--joint): row r of every stage's list is one recorded slot, of the {} whose four\n\
+         # stages all completed at their first attempt{thinned}, in order of total. A slot's first\n\
+         # attempts take one row; retries draw from their own stage's list. Slots with a retry, a\n\
+         # failure or an abort give no row (docs/tuning.md).\njoint_latency: true",
+        sorted.len()
+    );
+    PerStage::from_fn(|stage| kept.iter().map(|row| row[stage.index()]).collect())
+}
+
+/// Writes one stage: `joint` is its column of the joint rows, else its samples are sorted.
+fn write_stage(t: &mut String, stage: Stage, totals: &Totals, joint: Option<&[u64]>) {
     let c = totals.stages.get(stage);
     let mut sorted = c.samples.clone();
     sorted.sort_unstable();
-    let samples = kept(&sorted);
+    let samples = joint.map_or_else(|| kept(&sorted), <[u64]>::to_vec);
     let _ = writeln!(t, "  {stage}:");
-    if samples.len() < sorted.len() {
+    if joint.is_none() && samples.len() < sorted.len() {
         let _ = writeln!(
             t,
             "    # {} successful attempts seen; {} evenly spaced ones of them, in sorted order, are kept",

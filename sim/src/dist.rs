@@ -98,6 +98,24 @@ impl Latency {
         self.max.map_or(value, |m| value.min(m))
     }
 
+    /// The number of samples of an `empirical` distribution (resolved), else `None`: the rows a
+    /// joint draw may pick from.
+    pub fn empirical_len(&self) -> Option<usize> {
+        match &self.kind {
+            Shape::Empirical(Empirical::Samples(samples)) => Some(samples.len()),
+            _ => None,
+        }
+    }
+
+    /// Sample `row` of an `empirical` distribution, clamped as a draw is; `None` for any other
+    /// shape or a row past its end.
+    pub fn row(&self, row: usize) -> Option<f64> {
+        let Shape::Empirical(Empirical::Samples(samples)) = &self.kind else { return None };
+        let value = *samples.get(row)?;
+        let value = if value >= 0.0 { value.min(MAX_SECONDS) } else { 0.0 };
+        Some(self.max.map_or(value, |m| value.min(m)))
+    }
+
     /// Reads `{empirical: {file: ...}}` traces, relative to `base_dir`; `key` names this
     /// distribution in errors.
     pub fn resolve_files(&mut self, base_dir: &Path, key: &str) -> Result<(), String> {
@@ -420,6 +438,15 @@ mod tests {
         assert!(e.contains("missing the distribution"), "{e}");
         let e = parse("{mixture: [{weight: 1, dist: {normal: {mean: 1, sd: -2}}}]}").unwrap_err();
         assert!(e.starts_with("mixture[0].dist.normal") || e.contains("sd must be"), "{e}");
+    }
+
+    #[test]
+    fn rows_of_an_empirical_list_are_clamped_and_other_shapes_have_none() {
+        let d = parse("{empirical: [1.0, 4.0, 2.5], max: 3.0}").unwrap();
+        assert_eq!(d.empirical_len(), Some(3));
+        assert_eq!([d.row(0), d.row(1), d.row(2), d.row(3)], [Some(1.0), Some(3.0), Some(2.5), None]);
+        let d = parse("{uniform: [1.0, 2.0]}").unwrap();
+        assert_eq!((d.empirical_len(), d.row(0)), (None, None));
     }
 
     #[test]

@@ -113,6 +113,10 @@ enum Command {
         /// The seed of the calibrated scenario (default: the base's, else 1).
         #[arg(long)]
         seed: Option<u64>,
+        /// Keep each recorded slot's four stage latencies together (`joint_latency: true`): the
+        /// rows are the slots whose stages all completed at their first attempt.
+        #[arg(long)]
+        joint: bool,
     },
     /// Join the shard files of one run or sweep (`--shard K/N --json FILE`) into its result,
     /// byte for byte the unsharded run's.
@@ -149,8 +153,8 @@ fn main() -> ExitCode {
         Command::Merge { shards, json, plot } => {
             finish(outputs(json, plot).and_then(|(json, plot)| merge(&shards, json, plot)))
         }
-        Command::Calibrate { logs, out, base, slots, seed } => {
-            let options = vortex_sim::calibrate::Options { base, slots, seed };
+        Command::Calibrate { logs, out, base, slots, seed, joint } => {
+            let options = vortex_sim::calibrate::Options { base, slots, seed, joint };
             finish(calibrate(&logs, &out, &options))
         }
         command => finish(run(Cli { command })),

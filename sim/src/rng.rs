@@ -17,6 +17,8 @@ pub enum Purpose {
     Fault = 2,
     /// Whether the CLIP self-check rejects the clip.
     Reject = 3,
+    /// Which recorded row a slot's first attempts take under `joint_latency` (one per slot).
+    Row = 4,
 }
 
 /// The stream for one draw site.

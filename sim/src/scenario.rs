@@ -51,6 +51,9 @@ pub struct Scenario {
     pub drift: Option<Drift>,
     /// Back-to-back slots on one GPU, if set; without it slots are independent.
     pub cadence: Option<Cadence>,
+    /// With `joint_latency`: the rows N shared by the four `empirical` lists, so that a slot's
+    /// first attempts take one recorded slot's latencies together; `None` draws stages apart.
+    pub joint_rows: Option<usize>,
     /// The file it came from (`<inline>` for text).
     pub origin: String,
     /// The file and `--set` overrides it was loaded from (none for text): a sweep reloads it
@@ -102,6 +105,8 @@ struct ScenarioFile {
     drift: Option<DriftFile>,
     #[serde(default)]
     cadence: Option<CadenceFile>,
+    #[serde(default)]
+    joint_latency: bool,
 }
 
 #[derive(Deserialize)]
@@ -375,6 +380,7 @@ impl Scenario {
         }
         let mut models = models.into_iter();
         let stages = PerStage::from_fn(|_| models.next().expect("four stage models"));
+        let joint_rows = if file.joint_latency { Some(joint_rows(origin, &stages)?) } else { None };
         let drift = file.drift.map(|d| check_drift(origin, d)).transpose()?;
         let cadence = file.cadence.map(|c| Cadence {
             interval: c.interval_s.duration(),
@@ -391,6 +397,7 @@ impl Scenario {
             gpu,
             drift,
             cadence,
+            joint_rows,
             origin: origin.to_string(),
             source: None,
         })
@@ -399,7 +406,7 @@ impl Scenario {
     /// A digest of every setting that moves a result: two runs with equal fingerprints give equal
     /// reports. The file's path is left out, so shards run from different checkouts still match.
     pub fn fingerprint(&self) -> String {
-        let settings = format!(
+        let mut settings = format!(
             "{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.name,
             self.seed,
@@ -411,6 +418,10 @@ impl Scenario {
             self.drift,
             self.cadence
         );
+        if let Some(rows) = self.joint_rows {
+            // Appended only when set, so that every other scenario keeps its fingerprint.
+            settings.push_str(&format!("|joint_rows={rows}"));
+        }
         // Two independent 64-bit FNV-1a hashes: a 128-bit digest, stable across machines and
         // Rust versions (unlike `DefaultHasher`).
         let fnv =
@@ -423,6 +434,37 @@ impl Scenario {
     pub fn sequential(&self) -> bool {
         self.cadence.is_some() || self.orchestration.predictor == vortex::config::PredictorKind::Adaptive
     }
+}
+
+/// Checks `joint_latency: true`: every stage's latency is an `empirical` list, all of one length.
+fn joint_rows(origin: &str, stages: &PerStage<StageModel>) -> Result<usize, ConfigError> {
+    let mut first: Option<(Stage, usize)> = None;
+    for stage in Stage::ALL {
+        let key = format!("stages.{stage}.latency");
+        let Some(n) = stages.get(stage).latency.empirical_len() else {
+            return Err(invalid(
+                origin,
+                &key,
+                "joint_latency: true needs every stage's latency to be an empirical list (one recorded slot \
+                 per row), and this one is another distribution",
+            ));
+        };
+        match first {
+            None => first = Some((stage, n)),
+            Some((s, rows)) if rows != n => {
+                return Err(invalid(
+                    origin,
+                    &key,
+                    format!(
+                        "joint_latency: true needs the four empirical lists to have the same length (one \
+                         recorded slot per row); {s} has {rows} samples, {stage} has {n}"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.expect("four stages").1)
 }
 
 fn check_drift(origin: &str, d: DriftFile) -> Result<Drift, ConfigError> {

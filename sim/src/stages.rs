@@ -25,9 +25,16 @@ pub enum Plan {
 
 impl Plan {
     /// Draws attempt `attempt` of `stage` in slot `slot`: the same key always gives the same plan.
+    ///
+    /// With `joint_latency`, a first attempt takes its latency from the slot's row (the same row
+    /// for all four stages); a retry draws from its own stage's list as without it.
     pub fn draw(scenario: &Scenario, slot: u64, stage: Stage, attempt: u32) -> Plan {
         let model = scenario.stages.get(stage);
-        let mut latency = model.latency.sample(&mut stream(scenario.seed, slot, stage, attempt, Purpose::Latency));
+        let joint =
+            scenario.joint_rows.filter(|_| attempt == 0).and_then(|n| model.latency.row(row(scenario, slot, n)));
+        let mut latency = joint.unwrap_or_else(|| {
+            model.latency.sample(&mut stream(scenario.seed, slot, stage, attempt, Purpose::Latency))
+        });
         if let Some(drift) = scenario.drift.as_ref().filter(|d| *d.stages.get(stage)) {
             // Both are bounded, but their product is clamped again: no draw may pass a day.
             latency = (latency * drift.factor(slot)).min(vortex::units::MAX_SECONDS);
@@ -55,6 +62,12 @@ impl Plan {
             Plan::Hang => f64::INFINITY,
         }
     }
+}
+
+/// The row of `n` that slot `slot` takes under `joint_latency`: uniform, from a stream of its own
+/// (keyed by the slot alone, so every stage finds the same row).
+pub fn row(scenario: &Scenario, slot: u64, n: usize) -> usize {
+    stream(scenario.seed, slot, Stage::Audio, 0, Purpose::Row).gen_range(0..n)
 }
 
 /// Whether the simulated CLIP self-check of `slot` passes.
@@ -197,5 +210,51 @@ impl Stages for SimStages {
     async fn clip(&self, recipe: &Recipe, _: &(), attempt: u32) -> Result<SimVerdict, StageError> {
         self.attempt(recipe, Stage::Clip, attempt).await?;
         Ok(SimVerdict { passed: clip_passes(&self.scenario, recipe.slot_id, attempt) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Audio and video lists equal row by row; image and clip of the same length.
+    fn scenario(joint: bool) -> Scenario {
+        let text = format!(
+            "name: joint\nseed: 5\njoint_latency: {joint}\nstages:\n\
+             \x20 audio: {{latency: {{empirical: [1, 2, 3, 4, 5, 6, 7, 8]}}}}\n\
+             \x20 image: {{latency: {{empirical: [9, 9, 9, 9, 9, 9, 9, 10]}}}}\n\
+             \x20 video: {{latency: {{empirical: [1, 2, 3, 4, 5, 6, 7, 8], max: 7.5}}}}\n\
+             \x20 clip: {{latency: {{empirical: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}}, transient_failure: 0.5}}\n"
+        );
+        Scenario::from_yaml_str("joint.yaml", &text, std::path::Path::new("."), &[]).unwrap()
+    }
+
+    #[test]
+    fn joint_rows_give_a_slots_first_attempts_one_row_and_retries_their_own_draws() {
+        let (joint, apart) = (scenario(true), scenario(false));
+        assert_eq!((joint.joint_rows, apart.joint_rows), (Some(8), None));
+        let work = |s: &Scenario, slot, stage, attempt| Plan::draw(s, slot, stage, attempt).work();
+        let (mut rows_seen, mut equal_apart, mut equal_retries) = ([0u32; 8], 0, 0);
+        for slot in 0..2_000 {
+            let audio = work(&joint, slot, Stage::Audio, 0);
+            let row = audio as usize - 1;
+            rows_seen[row] += 1;
+            // The video list's `max` clamps its row as it clamps a draw.
+            assert_eq!(work(&joint, slot, Stage::Video, 0), audio.min(7.5), "slot {slot}");
+            assert_eq!(work(&joint, slot, Stage::Image, 0), if row == 7 { 10.0 } else { 9.0 }, "slot {slot}");
+            // A failing clip attempt fails after a fraction of its row's latency: the fault stream is as before.
+            let clip = Plan::draw(&joint, slot, Stage::Clip, 0);
+            assert!(clip.work() <= (row + 1) as f64 / 10.0 + 1e-9, "slot {slot}: {clip:?}");
+            equal_apart += u32::from(work(&apart, slot, Stage::Audio, 0) == work(&apart, slot, Stage::Video, 0));
+            equal_retries += u32::from(work(&joint, slot, Stage::Audio, 1) == work(&joint, slot, Stage::Video, 1));
+        }
+        // Rows are uniform: 250 expected each, and 4 standard deviations is about 60.
+        assert!(rows_seen.iter().all(|&n| (190..=310).contains(&n)), "{rows_seen:?}");
+        // Independent draws agree by chance only, about one slot in eight.
+        assert!((150..=350).contains(&equal_apart), "{equal_apart} of 2000 equal without joint_latency");
+        assert!((150..=350).contains(&equal_retries), "{equal_retries} of 2000 retries equal");
+        // Without joint_latency every draw is today's: the latency stream alone decides it.
+        let today = |slot| apart.stages.audio.latency.sample(&mut stream(5, slot, Stage::Audio, 0, Purpose::Latency));
+        assert!((0..100).all(|slot| work(&apart, slot, Stage::Audio, 0) == today(slot)));
     }
 }

@@ -116,7 +116,7 @@ fn rate_tolerance(p: f64) -> f64 {
 fn a_calibrated_scenario_simulates_like_the_one_it_was_recorded_from() {
     let dir = tempfile::tempdir().unwrap();
     let (original, logs) = recorded(dir.path());
-    let options = Options { base: Some(original.clone()), slots: None, seed: None };
+    let options = Options { base: Some(original.clone()), slots: None, seed: None, joint: false };
     let text = calibrate(&logs, &options).unwrap();
     let calibrated = dir.path().join("calibrated.yaml");
     std::fs::write(&calibrated, &text).unwrap();
@@ -169,11 +169,72 @@ fn a_calibrated_scenario_simulates_like_the_one_it_was_recorded_from() {
 fn the_same_logs_in_any_order_give_the_same_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let (original, mut logs) = recorded(dir.path());
-    let options = Options { base: Some(original), slots: Some(500), seed: Some(3) };
-    let first = calibrate(&logs, &options).unwrap();
-    logs.reverse();
-    logs.swap(0, 4);
-    assert_eq!(calibrate(&logs, &options).unwrap(), first);
-    let loaded = Scenario::from_yaml_str("calibrated", &first, dir.path(), &[]).unwrap();
-    assert_eq!((loaded.slots, loaded.seed), (500, 3));
+    for joint in [false, true] {
+        let options = Options { base: Some(original.clone()), slots: Some(500), seed: Some(3), joint };
+        let first = calibrate(&logs, &options).unwrap();
+        logs.reverse();
+        logs.swap(0, 4);
+        assert_eq!(calibrate(&logs, &options).unwrap(), first, "joint: {joint}");
+        let loaded = Scenario::from_yaml_str("calibrated", &first, dir.path(), &[]).unwrap();
+        assert_eq!((loaded.slots, loaded.seed, loaded.joint_rows.is_some()), (500, 3, joint));
+    }
+}
+
+/// A scenario whose slots' audio and video take the same time, row by row (as speech length
+/// drives both in real slots).
+fn paired() -> String {
+    let list = |scale: f64| {
+        let v: Vec<String> = (1..=40).map(|i| format!("{}", (i * i) as f64 * scale / 100.0)).collect();
+        v.join(", ")
+    };
+    format!(
+        "name: paired\nseed: 2\nslots: 400\njoint_latency: true\nstages:\n  audio: {{latency: {{empirical: [{a}]}}}}\n  \
+         image: {{latency: {{empirical: [{i}]}}}}\n  video: {{latency: {{empirical: [{a}]}}}}\n  \
+         clip: {{latency: {{empirical: [{c}]}}}}\n",
+        // Within the default timeouts (audio 3 s, clip 2 s): no attempt fails, every slot completes.
+        a = list(0.15),
+        i = list(0.5),
+        c = list(0.05)
+    )
+}
+
+/// Each completed slot's (audio, video) stage times in ms, from its replayed events.
+fn audio_and_video(scenario: &Scenario, slots: u64) -> Vec<(f64, f64)> {
+    let simulator = Simulator::new(scenario.clone());
+    (0..slots)
+        .map(|slot| {
+            let events = simulator.replay(slot).unwrap().events;
+            let ms = |name: &str| events.iter().find(|e| e.name == name).and_then(|e| e.number("stage_ms")).unwrap();
+            (ms("audio_complete"), ms("video_complete"))
+        })
+        .collect()
+}
+
+#[test]
+fn joint_calibration_keeps_each_recorded_slots_stages_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = Scenario::from_yaml_str("paired.yaml", &paired(), dir.path(), &[]).unwrap();
+    // The recorded slots themselves pair audio with video.
+    assert!(audio_and_video(&original, 50).iter().all(|(a, v)| a == v));
+    let logs: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let path = dir.path().join(format!("{i}.jsonl"));
+            std::fs::write(&path, record(&original, i * 100, (i + 1) * 100)).unwrap();
+            path
+        })
+        .collect();
+    let calibrated = |joint: bool| {
+        let options = Options { base: None, slots: Some(300), seed: Some(9), joint };
+        let text = calibrate(&logs, &options).unwrap();
+        Scenario::from_yaml_str("calibrated", &text, dir.path(), &[]).unwrap()
+    };
+    let joint = calibrated(true);
+    assert_eq!(joint.joint_rows, Some(400), "every recorded slot completed at its first attempts: one row each");
+    let pairs = audio_and_video(&joint, 300);
+    assert!(pairs.iter().all(|(a, v)| a == v), "{:?}", pairs.iter().find(|(a, v)| a != v));
+    // Drawn apart, the same samples pair audio with another slot's video.
+    let apart = calibrated(false);
+    assert_eq!(apart.joint_rows, None);
+    let equal = audio_and_video(&apart, 300).iter().filter(|(a, v)| a == v).count();
+    assert!(equal < 30, "{equal} of 300 slots drew equal audio and video without joint rows");
 }

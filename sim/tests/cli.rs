@@ -237,3 +237,82 @@ fn calibrate_refuses_bad_logs_and_writes_nothing() {
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 6, "temporary files left behind");
 }
+
+#[test]
+fn joint_latency_refuses_other_distributions_and_lists_of_other_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |video: &str| {
+        format!(
+            "name: joint\njoint_latency: true\nstages:\n  audio: {{latency: {{empirical: [1, 2, 3]}}}}\n  \
+             image: {{latency: {{empirical: [4, 5, 6]}}}}\n  video: {{latency: {video}}}\n  \
+             clip: {{latency: {{empirical: [0.1, 0.2, 0.3]}}}}\n"
+        )
+    };
+    let cases = [
+        (
+            scenario("{uniform: [1, 2]}"),
+            "bad.yaml: stages.video.latency: joint_latency: true needs every stage's latency to be an empirical list",
+        ),
+        (
+            scenario("{empirical: [1, 2]}"),
+            "bad.yaml: stages.video.latency: joint_latency: true needs the four empirical lists to have the same \
+             length (one recorded slot per row); audio has 3 samples, video has 2",
+        ),
+        (scenario("{empirical: [1, 2, 3]}").replace("true", "yes"), "bad.yaml: joint_latency: "),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = sim(&["run", path.to_str().unwrap(), "--slots", "10"]);
+        assert_eq!(out.status.code(), Some(1), "accepted: {expected}");
+        assert!(stderr(&out).contains(expected), "expected {expected:?} in {}", stderr(&out));
+    }
+    std::fs::write(dir.path().join("good.yaml"), scenario("{empirical: [1, 2, 3]}")).unwrap();
+    let out = sim(&["run", dir.path().join("good.yaml").to_str().unwrap(), "--slots", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Every stage has a sample, but the one slot retried its audio: no row to keep together.
+    let log = dir.path().join("retried.jsonl");
+    std::fs::write(
+        &log,
+        r#"{"event":"slot_started","slot_id":1,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"stage_retry","slot_id":1,"elapsed_ms":1000,"stage":"audio","next_attempt":1,"backoff_ms":500,"reason":"model_error"}
+{"event":"audio_complete","slot_id":1,"elapsed_ms":3000,"stage":"audio","attempts":2,"stage_ms":3000}
+{"event":"image_complete","slot_id":1,"elapsed_ms":5000,"stage":"image","attempts":1,"stage_ms":5000}
+{"event":"video_complete","slot_id":1,"elapsed_ms":9000,"stage":"video","attempts":1,"stage_ms":4000}
+{"event":"clip_complete","slot_id":1,"elapsed_ms":9500,"stage":"clip","attempts":1,"stage_ms":500}
+{"event":"slot_complete","slot_id":1,"elapsed_ms":9500,"deadline_met":true,"clip_passed":true}
+"#,
+    )
+    .unwrap();
+    let (log, out) = (log.to_str().unwrap(), dir.path().join("joint.yaml"));
+    let result = sim(&["calibrate", "--joint", "--out", out.to_str().unwrap(), log]);
+    assert_eq!(result.status.code(), Some(1));
+    let want = format!("--joint: no slot in the 1 slot of {log} completed all four stages at their first attempt");
+    assert!(stderr(&result).contains(&want), "{}", stderr(&result));
+    assert!(!out.exists(), "a refused calibration writes nothing");
+    assert!(sim(&["calibrate", "--out", out.to_str().unwrap(), log]).status.success(), "without --joint it calibrates");
+}
+
+#[test]
+fn calibrate_joint_writes_rows_that_do_not_depend_on_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = replayed_logs(dir.path(), 12);
+    let calibrate = |logs: &[String], out: &std::path::Path, joint: bool| {
+        let mut args = vec!["calibrate", "--out", out.to_str().unwrap()];
+        args.extend(joint.then_some("--joint"));
+        args.extend(logs.iter().map(String::as_str));
+        sim(&args)
+    };
+    let (a, b, apart) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"), dir.path().join("apart.yaml"));
+    let out = calibrate(&logs, &a, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    logs.reverse();
+    assert!(calibrate(&logs, &b, true).status.success());
+    assert!(calibrate(&logs, &apart, false).status.success());
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap(), "log order changed the scenario");
+    assert!(text.contains("\njoint_latency: true\n") && text.contains("# Joint rows (--joint)"), "{text:.3000}");
+    assert!(!std::fs::read_to_string(&apart).unwrap().contains("joint"), "without --joint, no joint rows");
+    let out = sim(&["run", a.to_str().unwrap(), "--slots", "300"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
