@@ -83,7 +83,7 @@ pub fn calibrate(logs: &[PathBuf], options: &Options) -> Result<String, String> 
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(format!("{} is given twice; its slots would count double", twice[0]));
     }
-    let mut totals = Totals { rows: options.joint.then(Vec::new), ..Totals::default() };
+    let mut totals = Totals { rows: options.joint.then(Rows::default), ..Totals::default() };
     let mut budget = MAX_TOTAL_LOG_BYTES;
     // Sorted order, so that a float sum (failed attempts' time) does not depend on the order given.
     for name in &names {
@@ -104,7 +104,7 @@ pub fn calibrate(logs: &[PathBuf], options: &Options) -> Result<String, String> 
             ));
         }
     }
-    if totals.rows.as_ref().is_some_and(Vec::is_empty) {
+    if totals.rows.as_ref().is_some_and(|r| r.full.is_empty()) {
         return Err(format!(
             "--joint: no slot in the {} of {} completed all four stages at their first attempt, so there \
              is no recorded slot to keep together (calibrate without --joint)",
@@ -150,9 +150,75 @@ struct Totals {
     outcomes: Outcomes,
     /// Slot deadlines in µs, smallest and largest.
     deadline_us: Option<(u64, u64)>,
-    /// With `--joint`: per slot whose four stages all completed at their first attempt, their
-    /// latencies in µs (audio, image, video, clip).
-    rows: Option<Vec<[u64; 4]>>,
+    /// With `--joint`: the slots that become rows.
+    rows: Option<Rows>,
+}
+
+/// The rows of `--joint`, latencies in µs in the order audio, image, video, clip.
+#[derive(Default)]
+struct Rows {
+    /// Slots whose four stages completed at their first attempt.
+    full: Vec<[u64; 4]>,
+    /// Slots aborted, or failed by the deadline cutting an attempt, after audio and image
+    /// completed at their first attempt (no retry anywhere): what is known of them.
+    partial: Vec<Partial>,
+}
+
+/// A slot with stages missing: `known` latencies, and how long a cut attempt ran before its cut.
+struct Partial {
+    known: [Option<u64>; 4],
+    cut: [Option<u64>; 4],
+}
+
+impl Rows {
+    /// Adds `slot` as a full or partial row when it qualifies.
+    fn add(&mut self, slot: &OpenSlot, end: &End) {
+        if Stage::ALL.iter().any(|&s| !slot.retries.get(s).is_empty()) {
+            return; // a retried stage: its first attempt's latency is not known
+        }
+        // The sample a first attempt gives in `finish` (from `at − took` to `at`).
+        let known = Stage::ALL.map(|s| slot.complete.get(s).map(|(at, took)| at - at.saturating_sub(took)));
+        let end_of = |s: Stage| slot.complete.get(s).map_or(0, |(at, _)| at);
+        match (end, known) {
+            (End::Complete { .. }, [Some(a), Some(i), Some(v), Some(c)]) => self.full.push([a, i, v, c]),
+            (End::Aborted, [Some(_), Some(_), ..]) => self.partial.push(Partial { known, cut: [None; 4] }),
+            (
+                End::Failed { stage, reason: FailureKind::DeadlineCapped | FailureKind::Cancelled, at_us },
+                [Some(_), Some(_), ..],
+            ) => {
+                // Audio and image completed, so the cut stage is video (started when both had
+                // ended) or clip (when video had).
+                let start = match stage {
+                    Stage::Clip => end_of(Stage::Video),
+                    _ => end_of(Stage::Audio).max(end_of(Stage::Image)),
+                };
+                let mut cut = [None; 4];
+                cut[stage.index()] = Some(at_us.saturating_sub(start));
+                self.partial.push(Partial { known, cut });
+            }
+            _ => {}
+        }
+    }
+
+    /// Every row, a partial one completed from the full row nearest in audio latency (audio and
+    /// video both follow the script), a cut attempt made 1 ms longer than its cut when the
+    /// donor's is not, so that the simulated attempt is cut again.
+    fn completed(&self) -> Vec<[u64; 4]> {
+        let mut donors = self.full.clone();
+        donors.sort_unstable_by_key(|&row| (row[0], row));
+        let imputed = self.partial.iter().map(|p| {
+            let audio = p.known[0].expect("a partial row has its audio");
+            let at = donors.partition_point(|d| d[0] < audio);
+            let nearest = [at.checked_sub(1), (at < donors.len()).then_some(at)]
+                .into_iter()
+                .flatten()
+                .min_by_key(|&j| (donors[j][0].abs_diff(audio), j))
+                .expect("calibrate refuses --joint without a full row");
+            let donor = donors[nearest];
+            [0, 1, 2, 3].map(|s| p.known[s].unwrap_or_else(|| p.cut[s].map_or(donor[s], |c| donor[s].max(c + 1_000))))
+        });
+        self.full.iter().copied().chain(imputed).collect()
+    }
 }
 
 /// One stage's attempts, by what became of them.
@@ -354,14 +420,8 @@ fn apply(
 /// Turns a finished slot's stages into attempt observations.
 fn finish(slot: &OpenSlot, end: &End, totals: &mut Totals) {
     let done = |s: Stage| *slot.complete.get(s);
-    if let (Some(rows), End::Complete { .. }) = (&mut totals.rows, end) {
-        // The sample a first attempt gives below (from `at − took` to `at`), if it was the only one.
-        let first = |s: Stage| {
-            done(s).filter(|_| slot.retries.get(s).is_empty()).map(|(at, took)| at - at.saturating_sub(took))
-        };
-        if let [Some(a), Some(i), Some(v), Some(c)] = Stage::ALL.map(first) {
-            rows.push([a, i, v, c]);
-        }
+    if let Some(rows) = &mut totals.rows {
+        rows.add(slot, end);
     }
     let end_of = |s: Stage| done(s).map(|(at, _)| at);
     for stage in Stage::ALL {
@@ -575,7 +635,7 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
     for line in orchestration.lines() {
         let _ = writeln!(t, "  {line}");
     }
-    let columns = totals.rows.as_deref().map(|rows| joint_columns(&mut t, rows));
+    let columns = totals.rows.as_ref().map(|rows| joint_columns(&mut t, rows));
     let _ = writeln!(t, "stages:");
     for stage in Stage::ALL {
         let samples = columns.as_ref().map(|c| c.get(stage).as_slice());
@@ -595,8 +655,8 @@ fn render(names: &[String], totals: &Totals, base: Option<&Scenario>, options: &
 /// Writes `joint_latency: true` with a comment on the rows, and returns the four lists: the rows
 /// in order of their slot's total (max(audio, image) + video + clip, then the four latencies), so
 /// that the order depends on the logs' content alone, evenly thinned to [`MAX_KEPT_SAMPLES`].
-fn joint_columns(t: &mut String, rows: &[[u64; 4]]) -> PerStage<Vec<u64>> {
-    let mut sorted = rows.to_vec();
+fn joint_columns(t: &mut String, rows: &Rows) -> PerStage<Vec<u64>> {
+    let mut sorted = rows.completed();
     sorted.sort_unstable_by_key(|&[a, i, v, c]| (a.max(i) + v + c, [a, i, v, c]));
     let kept = kept(&sorted);
     let thinned = if kept.len() < sorted.len() {
@@ -606,11 +666,15 @@ fn joint_columns(t: &mut String, rows: &[[u64; 4]]) -> PerStage<Vec<u64>> {
     };
     let _ = writeln!(
         t,
-        "# Joint rows (--joint): row r of every stage's list is one recorded slot, of the {} whose four\n\
-         # stages all completed at their first attempt{thinned}, in order of total. A slot's first\n\
-         # attempts take one row; retries draw from their own stage's list. Slots with a retry, a\n\
-         # failure or an abort give no row (docs/tuning.md).\njoint_latency: true",
-        sorted.len()
+        "# Joint rows (--joint): row r of every stage's list is one recorded slot, of {} rows{thinned}, in\n\
+         # order of total: {} slots whose four stages completed at their first attempt, and {} aborted,\n\
+         # or failed by a cut attempt, after audio and image completed at theirs, their missing stages\n\
+         # from the complete slot nearest in audio latency (a cut attempt at least 1 ms past its cut).\n\
+         # A slot's first attempts take one row; retries draw from their own stage's list. Other\n\
+         # slots (a retry, an error, a timeout) give no row (docs/tuning.md).\njoint_latency: true",
+        sorted.len(),
+        rows.full.len(),
+        rows.partial.len()
     );
     PerStage::from_fn(|stage| kept.iter().map(|row| row[stage.index()]).collect())
 }
@@ -716,6 +780,65 @@ mod tests {
         let o = &t.outcomes;
         assert_eq!((o.on_time, o.failed, o.clip_rejected, o.unfinished), (1, 2, 1, 1));
         assert_eq!(t.deadline_us, Some((30_000_000, 45_000_000)));
+    }
+
+    /// Slots 1 and 2 complete; 3 aborts before video; 4's video is cut by the deadline 1.25 s in;
+    /// 5 retries its audio. Latencies in ms: audio, image, video, clip.
+    const JOINT_LOG: &str = r#"
+{"event":"slot_started","slot_id":1,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"audio_complete","slot_id":1,"elapsed_ms":100,"stage":"audio","attempts":1,"stage_ms":100}
+{"event":"image_complete","slot_id":1,"elapsed_ms":200,"stage":"image","attempts":1,"stage_ms":200}
+{"event":"video_complete","slot_id":1,"elapsed_ms":500,"stage":"video","attempts":1,"stage_ms":300}
+{"event":"clip_complete","slot_id":1,"elapsed_ms":510,"stage":"clip","attempts":1,"stage_ms":10}
+{"event":"slot_complete","slot_id":1,"elapsed_ms":510,"deadline_met":true,"clip_passed":true}
+{"event":"slot_started","slot_id":2,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"image_complete","slot_id":2,"elapsed_ms":200,"stage":"image","attempts":1,"stage_ms":200}
+{"event":"audio_complete","slot_id":2,"elapsed_ms":500,"stage":"audio","attempts":1,"stage_ms":500}
+{"event":"video_complete","slot_id":2,"elapsed_ms":1400,"stage":"video","attempts":1,"stage_ms":900}
+{"event":"clip_complete","slot_id":2,"elapsed_ms":1420,"stage":"clip","attempts":1,"stage_ms":20}
+{"event":"slot_complete","slot_id":2,"elapsed_ms":1420,"deadline_met":true,"clip_passed":true}
+{"event":"slot_started","slot_id":3,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"audio_complete","slot_id":3,"elapsed_ms":480,"stage":"audio","attempts":1,"stage_ms":480}
+{"event":"image_complete","slot_id":3,"elapsed_ms":250,"stage":"image","attempts":1,"stage_ms":250}
+{"event":"slot_aborted","slot_id":3,"elapsed_ms":480,"checkpoint":"before_video"}
+{"event":"slot_started","slot_id":4,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"audio_complete","slot_id":4,"elapsed_ms":120,"stage":"audio","attempts":1,"stage_ms":120}
+{"event":"image_complete","slot_id":4,"elapsed_ms":150,"stage":"image","attempts":1,"stage_ms":150}
+{"event":"slot_failed","slot_id":4,"elapsed_ms":1400,"stage":"video","reason":"deadline_capped","attempts":1,"retry_skipped":"false"}
+{"event":"slot_started","slot_id":5,"elapsed_ms":0,"deadline_ms":45000}
+{"event":"stage_retry","slot_id":5,"elapsed_ms":60,"stage":"audio","next_attempt":1,"backoff_ms":10,"reason":"model_error"}
+{"event":"audio_complete","slot_id":5,"elapsed_ms":160,"stage":"audio","attempts":2,"stage_ms":160}
+{"event":"image_complete","slot_id":5,"elapsed_ms":200,"stage":"image","attempts":1,"stage_ms":200}
+{"event":"video_complete","slot_id":5,"elapsed_ms":500,"stage":"video","attempts":1,"stage_ms":300}
+{"event":"clip_complete","slot_id":5,"elapsed_ms":510,"stage":"clip","attempts":1,"stage_ms":10}
+{"event":"slot_complete","slot_id":5,"elapsed_ms":510,"deadline_met":true,"clip_passed":true}
+"#;
+
+    #[test]
+    fn joint_rows_complete_aborted_and_cut_slots_from_the_nearest_audio() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, JOINT_LOG).unwrap();
+        let mut totals = Totals { rows: Some(Rows::default()), ..Totals::default() };
+        read_log(&path, &mut MAX_TOTAL_LOG_BYTES.clone(), &mut totals).unwrap();
+        let rows = totals.rows.unwrap();
+        assert_eq!(rows.full, [[100_000, 200_000, 300_000, 10_000], [500_000, 200_000, 900_000, 20_000]]);
+        assert_eq!(rows.partial.len(), 2, "slot 5 retried its audio: no row");
+        assert_eq!(
+            rows.completed(),
+            [
+                [100_000, 200_000, 300_000, 10_000],
+                [500_000, 200_000, 900_000, 20_000],
+                // Slot 3's audio (480 ms) is nearest slot 2's: its video and clip.
+                [480_000, 250_000, 900_000, 20_000],
+                // Slot 4's is nearest slot 1's, whose 300 ms video is shorter than the 1,250 ms cut.
+                [120_000, 150_000, 1_251_000, 10_000],
+            ]
+        );
+        let text = calibrate(&[path], &Options { joint: true, ..Options::default() }).unwrap();
+        assert!(text.contains("of 4 rows, in\n# order of total: 2 slots whose four stages"), "{text:.1500}");
+        // In order of total: 510, 1400, 1411 and 1420 ms.
+        assert!(text.contains("empirical: [\n        0.1, 0.48, 0.12, 0.5\n"), "{text}");
     }
 
     #[test]
