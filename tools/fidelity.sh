@@ -4,7 +4,8 @@
 # even slot ids, simulates it, and compares the simulated P50/P90/P99 of total latency and the
 # outcome rates with the odd slots' measured ones (targets: 5% / 5% / 10%).
 #
-# usage: tools/fidelity.sh [--slots N] [--sim-slots M] [--work DIR] [--tight] [--no-build]
+# usage: tools/fidelity.sh [--slots N] [--sim-slots M] [--work DIR] [--tight] [--joint] [--no-build]
+#        tools/fidelity.sh --from DIR [--sim-slots M] [--joint] [--no-build]
 #   --slots N      real slots to run, 20 to 2,000 (default 200); half calibrate, half are held out
 #   --sim-slots M  slots the calibrated scenario simulates, 1,000 to 10,000,000 (default 200,000)
 #   --work DIR     where the models, recipes, slot folders and reports go (default target/fidelity;
@@ -12,6 +13,11 @@
 #   --tight        a 1.2 s deadline and a tiny-scale orchestration (buffer 0.1 s, static targets
 #                  near the stages' medians; timeouts as shipped, capped by the deadline), so
 #                  slots also end late, aborted or failed; the default is 45 s, where all are on time
+#   --joint        calibrate with `--joint` (each recorded slot's four stage latencies kept
+#                  together, docs/tuning.md); writes calibrated-joint.yaml and simulated-joint.json
+#   --from DIR     run no slots: calibrate and compare the slots of an earlier run's --work DIR
+#                  (its base.yaml, slots/ and models/ are read; only the new outputs are written),
+#                  so that two calibrations compare on the same slots
 #   --no-build     use the release binaries already built (target/release/vortex,
 #                  target/sim/release/vortex-sim)
 #
@@ -25,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-slots=200 sim_slots=200000 work=target/fidelity build=1 tight=0
+slots=200 sim_slots=200000 work=target/fidelity build=1 tight=0 joint=0 from="" shaped=0
 die() { echo "tools/fidelity.sh: $*" >&2; exit 2; }
 count() { # FLAG VALUE MIN MAX
   [[ $2 =~ ^[0-9]{1,9}$ ]] && (( 10#$2 >= $3 && 10#$2 <= $4 )) ||
@@ -34,25 +40,41 @@ count() { # FLAG VALUE MIN MAX
 }
 while (( $# )); do
   case $1 in
-    --slots) slots=$(count --slots "${2-}" 20 2000); shift 2 ;;
+    --slots) slots=$(count --slots "${2-}" 20 2000); shaped=1; shift 2 ;;
     --sim-slots) sim_slots=$(count --sim-slots "${2-}" 1000 10000000); shift 2 ;;
-    --work) [[ -n ${2-} ]] || die "--work needs a folder"; work=$2; shift 2 ;;
+    --work) [[ -n ${2-} ]] || die "--work needs a folder"; work=$2; shaped=1; shift 2 ;;
     --no-build) build=0; shift ;;
-    --tight) tight=1; shift ;;
-    *) die "unknown argument ${1@Q} (usage: tools/fidelity.sh [--slots N] [--sim-slots M] [--work DIR] [--tight] [--no-build])" ;;
+    --tight) tight=1; shaped=1; shift ;;
+    --joint) joint=1; shift ;;
+    --from) [[ -n ${2-} ]] || die "--from needs a folder"; from=$2; shift 2 ;;
+    *) die "unknown argument ${1@Q} (usage: tools/fidelity.sh [--slots N] [--sim-slots M] [--work DIR] [--tight] [--joint] [--no-build], or --from DIR [--sim-slots M] [--joint] [--no-build])" ;;
   esac
 done
-if [[ -e $work ]] && [[ -n $(ls -A "$work") ]]; then
+tag=""
+if (( joint )); then tag="-joint"; fi
+if [[ -n $from ]]; then
+  # The earlier run fixed the slots, their config and deadline: flags that shape a run do not apply.
+  (( ! shaped )) || die "--from $from: --slots, --work and --tight shape a new run; give only --sim-slots, --joint or --no-build"
+  [[ -f $from/base.yaml && -d $from/slots ]] || die "--from $from: no base.yaml and slots/ there (a finished tools/fidelity.sh --work folder)"
+  work=$(cd "$from" && pwd)
+  slots=0
+  while [[ -f $work/slots/$slots/events.jsonl && -f $work/slots/$slots/result.json ]]; do slots=$((slots + 1)); done
+  (( slots >= 20 )) || die "--from $from: $slots finished slots (slots/0 to slots/N-1 with events.jsonl and result.json); at least 20 are needed"
+elif [[ -e $work ]] && [[ -n $(ls -A "$work") ]]; then
   die "--work $work: the folder is not empty; give a new or empty folder"
 fi
 
 if (( build )); then
-  cargo build --release -q -p vortex-real --bin vortex
+  [[ -n $from ]] || cargo build --release -q -p vortex-real --bin vortex
   cargo sim-build -q
 fi
 vortex=$PWD/target/release/vortex
 sim=$PWD/target/sim/release/vortex-sim
-for b in "$vortex" "$sim"; do [[ -x $b ]] || die "$b is missing: run without --no-build"; done
+needed=("$sim")
+[[ -n $from ]] || needed+=("$vortex")
+for b in "${needed[@]}"; do [[ -x $b ]] || die "$b is missing: run without --no-build"; done
+
+if [[ -z $from ]]; then
 
 mkdir -p "$work"/{recipes,slots}
 work=$(cd "$work" && pwd)
@@ -130,15 +152,17 @@ for ((i = 0; i < slots; i++)); do
   rm -f "$work/slots/$i"/{audio.wav,video.y4m,slot.mp4,actor.png}
 done
 
+fi
+
 even=()
 for ((i = 0; i < slots; i += 2)); do even+=("$work/slots/$i/events.jsonl"); done
-"$sim" calibrate "${even[@]}" --base "$work/base.yaml" --out "$work/calibrated.yaml" --slots "$sim_slots" \
-  --seed 1 >/dev/null
-"$sim" run "$work/calibrated.yaml" --json "$work/simulated.json" >/dev/null
+"$sim" calibrate "${even[@]}" --base "$work/base.yaml" --out "$work/calibrated$tag.yaml" --slots "$sim_slots" \
+  --seed 1 ${tag:+--joint} >/dev/null
+"$sim" run "$work/calibrated$tag.yaml" --json "$work/simulated$tag.json" >/dev/null
 
-python3 - "$work" "$slots" <<'EOF'
-import json, math, sys
-work, slots = sys.argv[1], int(sys.argv[2])
+python3 - "$work" "$slots" "$tag" <<'EOF'
+import json, math, re, sys
+work, slots, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 def results(parity):
     return [json.load(open(f"{work}/slots/{i}/result.json")) for i in range(parity, slots, 2)]
@@ -166,7 +190,7 @@ def measured(rs):
 def aborted(rs, checkpoint):
     return sum(1 for r in rs if r["outcome"] == "aborted" and r["abort"]["checkpoint"] == checkpoint)
 
-sim = json.load(open(f"{work}/simulated.json"))
+sim = json.load(open(f"{work}/simulated{tag}.json"))
 o, n = sim["outcomes"], sim["slots"]
 total = sim["latency_ms"]["total"]
 simulated = {
@@ -240,6 +264,11 @@ mix = independent(results(0))
 print("calibration half's stage latencies drawn independently (the scenario format's assumption), no simulator, "
       "no predictor and no deadline (comparable with the simulated figures when every slot completes): "
       + ", ".join(f"P{round(q * 100)} {v:.1f} ms" for q, v in mix.items()))
-print(f"audio/video latency correlation within a slot (held out): {stage_corr(results(1)):.2f} "
-      "(the simulator draws the stages of a slot independently)")
+if tag:
+    rows = re.search(r"of (\d+) rows.*?: (\d+) slots whose four.*?and (\d+) aborted", open(f"{work}/calibrated{tag}.yaml").read(), re.S)
+    count = "{} rows: {} complete calibration slots, {} completed from the nearest".format(*rows.groups()) if rows else "? rows"
+    how = f"--joint: a simulated slot takes one row of four latencies, of {count}"
+else:
+    how = "the simulator draws the stages of a slot independently"
+print(f"audio/video latency correlation within a slot (held out): {stage_corr(results(1)):.2f} ({how})")
 EOF
