@@ -99,22 +99,53 @@ pub fn parse_request(body: &[u8], now: SystemTime) -> Result<(Recipe, SystemTime
     Ok((request.recipe, deadline))
 }
 
-async fn post_slot(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+/// The most of an oversized body read (and dropped) before answering 413: reading it lets the
+/// client finish sending and read the answer; closing on it unread meets the client with a
+/// broken pipe instead.
+pub const MAX_DRAIN_BYTES: usize = 8 << 20;
+
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request body, at most [`MAX_REQUEST_BYTES`]; an error answer otherwise.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut total) = (Vec::new(), 0usize);
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+            total += chunk.len();
+            if total <= MAX_REQUEST_BYTES {
+                kept.extend_from_slice(&chunk);
+            } else if total > MAX_DRAIN_BYTES {
+                break;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(answer)) => return Err(answer),
+        Err(_) => {
+            let why = format!("body: not received within {} s", BODY_TIMEOUT.as_secs());
+            return Err(refuse(StatusCode::REQUEST_TIMEOUT, why));
+        }
+    }
+    if total > MAX_REQUEST_BYTES {
+        let why = format!("body: over {} KiB; a recipe fits in far less", MAX_REQUEST_BYTES / 1024);
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, why));
+    }
+    Ok(Bytes::from(kept))
+}
+
+async fn post_slot(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     if shared.phase() != Phase::Serving {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping: it takes no new slots");
     }
-    let body = match body {
+    let body = match read_body(body).await {
         Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                e.status(),
-                format!("body: over {} KiB; a recipe fits in far less", MAX_REQUEST_BYTES / 1024),
-            );
-        }
-        Err(e) => return refuse(e.status(), format!("body: {}", e.body_text())),
+        Err(answer) => return answer,
     };
     let (recipe, deadline) = match parse_request(&body, SystemTime::now()) {
         Ok(parsed) => parsed,
