@@ -276,6 +276,8 @@ fn recipes_are_answered_run_and_found_again_after_a_restart() {
     assert_eq!(metric(&text, "vortex_slots_total{outcome=\"delivered\"}"), Some(1.0), "{text}");
     assert_eq!(metric(&text, "vortex_slots_total{outcome=\"aborted\"}"), Some(1.0), "{text}");
     assert_eq!(metric(&text, "vortex_aborts_total{checkpoint=\"before_start\"}"), Some(1.0), "{text}");
+    // The slot aborted with its deadline already past could not have made it: chance 0.
+    assert_eq!(metric(&text, "vortex_false_aborts_estimated"), Some(0.0), "{text}");
     for stage in ["audio", "image", "video", "clip"] {
         assert_eq!(
             metric(&text, &format!("vortex_stage_latency_seconds_count{{stage=\"{stage}\"}}")),

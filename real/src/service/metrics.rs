@@ -1,11 +1,17 @@
 //! `GET /metrics`: Prometheus text format through `prometheus-client`.
 //!
 //! Counters and histograms count slots finished since the process started (Prometheus's
-//! convention: a restart resets them, and `rate()` handles that). There is no false-abort
-//! estimate: real mode stops an aborted slot, so whether it would have made its deadline is never
-//! observed; the simulator measures false aborts, where the counterfactual can be run.
+//! convention: a restart resets them, and `rate()` handles that).
+//!
+//! Real mode stops an aborted slot, so whether it would have made its deadline is never observed
+//! (the simulator measures false aborts, where the counterfactual can be run). The service
+//! estimates it instead ([`false_abort_chance`]): for each abort, the share of the last
+//! [`HISTORY`] completed slots whose work from that checkpoint on would have fitted the time the
+//! aborted slot had left. `vortex_false_aborts_estimated` sums those chances.
 
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +49,25 @@ fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.05, 2.0, 14))
 }
 
+/// Completed slots remembered for the false-abort estimate.
+pub const HISTORY: usize = 200;
+
+/// The checkpoints, in a completed slot's order of work left: before the start (the whole slot),
+/// before the video (video and clip), before the clip.
+const CHECKPOINTS: [&str; 3] = ["before_start", "before_video", "before_clip"];
+
+/// The chance that an abort at `checkpoint` with `time_left_ms` to its deadline was false: the
+/// share of `history` (each completed slot's work left at the three [`CHECKPOINTS`], ms) that
+/// would have fitted. `None` without history or for an unknown checkpoint.
+pub fn false_abort_chance(history: &VecDeque<[f64; 3]>, checkpoint: &str, time_left_ms: f64) -> Option<f64> {
+    let i = CHECKPOINTS.iter().position(|c| *c == checkpoint)?;
+    if history.is_empty() {
+        return None;
+    }
+    let fitted = history.iter().filter(|work| work[i] <= time_left_ms).count();
+    Some(fitted as f64 / history.len() as f64)
+}
+
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +82,9 @@ pub struct Metrics {
     queue_depth: Gauge,
     running: Gauge,
     vram: Gauge,
+    false_aborts: Gauge<f64, AtomicU64>,
+    /// The last [`HISTORY`] completed slots' work left at each checkpoint, ms.
+    history: Mutex<VecDeque<[f64; 3]>>,
 }
 
 impl Metrics {
@@ -119,6 +147,12 @@ impl Metrics {
             vram.clone(),
         );
         vram.set(i64::try_from(vram_bytes).unwrap_or(i64::MAX));
+        let false_aborts = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "false_aborts_estimated",
+            "Aborts that would probably have made their deadline: the sum over aborts of the share of recent completed slots whose remaining work fitted the aborted slot's time left",
+            false_aborts.clone(),
+        );
         Metrics {
             registry,
             slots,
@@ -132,6 +166,8 @@ impl Metrics {
             queue_depth,
             running,
             vram,
+            false_aborts,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
         }
     }
 
@@ -151,9 +187,21 @@ impl Metrics {
                 self.retries.get_or_create(&StageLabel { stage: stage.into() }).inc_by(u64::from(n - 1));
             }
         }
+        let mut history = self.history.lock().expect("metrics history poisoned");
         if let Some(abort) = &result.abort {
             self.aborts.get_or_create(&CheckpointLabel { checkpoint: abort.checkpoint.clone() }).inc();
+            let time_left_ms = result.deadline_ms - abort.elapsed_ms;
+            if let Some(chance) = false_abort_chance(&history, &abort.checkpoint, time_left_ms) {
+                self.false_aborts.inc_by(chance);
+            }
         }
+        if let (Some(video), Some(clip), true) = (t.video_ms, t.clip_ms, result.outcome == "completed") {
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back([t.total_ms, video + clip, clip]);
+        }
+        drop(history);
         for event in events.iter().filter(|e| e.name == "stage_waiting") {
             let stage = event.field("stage").unwrap_or("unknown").to_string();
             self.backlog_waits.get_or_create(&StageLabel { stage }).inc();
@@ -189,5 +237,30 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_false_abort_chance_is_the_share_of_recent_slots_that_would_have_fitted() {
+        let mut history = VecDeque::new();
+        assert_eq!(false_abort_chance(&history, "before_video", 5_000.0), None, "no history, no estimate");
+        // Four completed slots: total, video + clip, clip (ms).
+        for work in [
+            [20_000.0, 9_000.0, 1_000.0],
+            [25_000.0, 10_000.0, 1_500.0],
+            [30_000.0, 12_000.0, 800.0],
+            [40_000.0, 20_000.0, 2_000.0],
+        ] {
+            history.push_back(work);
+        }
+        assert_eq!(false_abort_chance(&history, "before_start", 26_000.0), Some(0.5));
+        assert_eq!(false_abort_chance(&history, "before_video", 10_000.0), Some(0.5), "at the boundary it fits");
+        assert_eq!(false_abort_chance(&history, "before_clip", 900.0), Some(0.25));
+        assert_eq!(false_abort_chance(&history, "before_clip", -5.0), Some(0.0), "past its deadline: never false");
+        assert_eq!(false_abort_chance(&history, "after_lunch", 1e9), None);
     }
 }
