@@ -13,7 +13,7 @@
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use super::tap_conv::{tap_conv, TapConv};
+use super::tap_conv::{tap_conv, tap_weights, TapConv};
 
 /// Output columns per CPU task at most, so that a stripe's input columns stay in cache across
 /// its taps.
@@ -46,19 +46,7 @@ impl Conv2d {
     /// geometry, as `candle_nn::Conv2d::new`.
     pub fn new(weight: Tensor, bias: Option<Tensor>, cfg: Conv2dConfig) -> Self {
         let plain = cfg.stride == 1 && cfg.dilation == 1 && cfg.groups == 1;
-        let cpu = plain && weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.rank() == 4;
-        let taps = cpu
-            .then(|| {
-                let (out, c_in, kh, kw) = weight.dims4()?;
-                let taps = weight.permute((2, 3, 0, 1))?.reshape((kh * kw, out, c_in))?.contiguous()?;
-                let bias = match &bias {
-                    Some(b) if b.dims() == [out] => b.contiguous()?,
-                    Some(b) => bail!("conv2d bias has shape {:?}, expected [{out}]", b.dims()),
-                    None => Tensor::zeros(out, DType::F32, weight.device())?,
-                };
-                Ok((taps, bias))
-            })
-            .and_then(|r| r.ok());
+        let taps = if plain { tap_weights(&weight, bias.as_ref(), 4) } else { None };
         Self { inner: candle_nn::Conv2d::new(weight, bias, cfg), taps }
     }
 
@@ -76,12 +64,10 @@ impl Conv2d {
         }
         let p = self.inner.config().padding;
         let (hp, wp) = (h + 2 * p, w + 2 * p);
-        let (Some(oh), Some(ow)) = (hp.checked_sub(kh - 1), wp.checked_sub(kw - 1)) else {
+        let size = |n: usize, k: usize| n.checked_sub(k - 1).filter(|&o| o > 0);
+        let (Some(oh), Some(ow)) = (size(hp, kh), size(wp, kw)) else {
             bail!("conv2d: x of shape {:?} padded by {p} is smaller than the kernel {kh}×{kw}", x.dims())
         };
-        if oh == 0 || ow == 0 {
-            bail!("conv2d: x of shape {:?} padded by {p} is smaller than the kernel {kh}×{kw}", x.dims());
-        }
         let x = if p > 0 { x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)? } else { x.clone() };
         let x = x.contiguous()?.reshape((batch, c_in, hp * wp))?;
         let shifts = (0..kh).flat_map(|th| (0..kw).map(move |tw| (th * wp + tw) as isize)).collect();

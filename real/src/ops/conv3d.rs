@@ -13,7 +13,7 @@
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::tap_conv::{tap_conv, TapConv};
+use super::tap_conv::{tap_conv, tap_weights, TapConv};
 
 /// Output columns per CPU task at most: a stripe's input columns (for all in-plane taps of one
 /// depth tap) then stay in the L2 cache across its taps.
@@ -50,18 +50,7 @@ impl Conv3d {
     /// A convolution from its weight `[out, in, k, k, k]`, optional bias `[out]` and padding (the
     /// same on every side). A weight of another shape is refused by [`Module::forward`].
     pub fn new(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Self {
-        let cpu = weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.rank() == 5;
-        let taps = cpu
-            .then(|| {
-                let (out, c_in, k, _, _) = weight.dims5()?;
-                let taps = weight.permute((2, 3, 4, 0, 1))?.reshape((k * k * k, out, c_in))?.contiguous()?;
-                let bias = match &bias {
-                    Some(b) => b.contiguous()?,
-                    None => Tensor::zeros(out, DType::F32, weight.device())?,
-                };
-                Ok::<_, candle_core::Error>((taps, bias))
-            })
-            .and_then(|r| r.ok());
+        let taps = tap_weights(&weight, bias.as_ref(), 5);
         Self { weight, bias, padding, taps }
     }
 

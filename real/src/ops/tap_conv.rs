@@ -36,6 +36,29 @@ pub fn tap_conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, padding: usize, dila
     tap_conv(x, taps, bias, TapConv { shifts, out_len, max_cols: usize::MAX })
 }
 
+/// A convolution's weight `[out, in, k…]` laid out tap-first, `[taps, out, in]` contiguous, and
+/// its bias `[out]` contiguous (zeros without one): what [`tap_conv`] takes. `None` where the tap
+/// path does not apply (not f32 on the CPU, a rank other than `rank`, a bias of another length).
+pub(crate) fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<(Tensor, Tensor)> {
+    let dims = weight.dims();
+    if !weight.device().is_cpu() || weight.dtype() != candle_core::DType::F32 || dims.len() != rank || rank < 3 {
+        return None;
+    }
+    let (out, c_in) = (dims[0], dims[1]);
+    let taps: usize = dims[2..].iter().product();
+    let order: Vec<usize> = (2..rank).chain([0, 1]).collect();
+    let laid_out = || -> Result<(Tensor, Tensor)> {
+        let taps = weight.permute(order)?.reshape((taps, out, c_in))?.contiguous()?;
+        let bias = match bias {
+            Some(b) if b.dims() == [out] => b.contiguous()?,
+            Some(b) => bail!("bias of shape {:?} for {out} outputs", b.dims()),
+            None => Tensor::zeros(out, candle_core::DType::F32, weight.device())?,
+        };
+        Ok((taps, bias))
+    };
+    laid_out().ok()
+}
+
 /// Runs the tap convolution `op` (its shifts, output length and stripe width) on x `(batch, in,
 /// columns)`, `taps` `[shifts, out, in]` and `bias` `[out]`, all contiguous f32 on the CPU.
 pub(crate) fn tap_conv(x: &Tensor, taps: &Tensor, bias: &Tensor, op: TapConv) -> Result<Tensor> {

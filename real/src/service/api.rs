@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,7 +43,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/slots/{id}/video", get(get_video))
         .route("/slots/{id}/audio", get(get_audio))
         .route("/slots/{id}/events", get(get_events))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(shared)
 }
 
