@@ -3,17 +3,19 @@
 //! `UpBlock3d`, `compress`, and the 7×7×7 `mask` convolution, 137 → 22 channels over 16×64×64,
 //! about 135 GFLOP per frame) and warping network (`third`, `fourth`).
 //!
-//! On the CPU in f32 it is a tap convolution (`tap_conv`): the input is zero-padded, flattened to
-//! `(batch, in, Dp·Hp·Wp)` columns, and each of the k³ taps adds one matrix product read at
-//! column shift td·Hp·Wp + th·Wp + tw; the output is computed over the padded grid (about 1.2–1.6×
-//! the valid outputs) and cropped. Elsewhere it is candle's conv2d, once per depth tap over the
-//! output's depth slices folded into the batch, summed. Neither keeps a buffer proportional to
-//! taps × volume.
+//! On the CPU in f32, 3 × 3 × 3 kernels go through Winograd's F(2 × 2, 3 × 3) in the plane
+//! (`winograd`) with the three depth taps summed in the transformed domain. Other kernels are a
+//! tap convolution (`tap_conv`): the input is zero-padded, flattened to `(batch, in, Dp·Hp·Wp)`
+//! columns, and each of the k³ taps adds one matrix product read at column shift td·Hp·Wp +
+//! th·Wp + tw; the output is computed over the padded grid (about 1.2–1.6× the valid outputs)
+//! and cropped. Elsewhere it is candle's conv2d, once per depth tap over the output's depth
+//! slices folded into the batch, summed. None keeps a buffer proportional to taps × volume.
 
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::tap_conv::{tap_conv, tap_weights, TapConv};
+use super::tap_conv::{tap_conv, CpuConv, TapConv};
+use super::winograd::winograd_conv;
 
 /// Output columns per CPU task at most: a stripe's input columns (for all in-plane taps of one
 /// depth tap) then stay in the L2 cache across its taps.
@@ -29,8 +31,8 @@ pub struct Conv3d {
     weight: Tensor,
     bias: Option<Tensor>,
     padding: usize,
-    /// `[k³, out, in]` contiguous and the bias `[out]` (zeros without one), for the CPU path.
-    taps: Option<(Tensor, Tensor)>,
+    /// The CPU path's weights, laid out for it.
+    cpu: Option<CpuConv>,
 }
 
 /// Loads `weight` `[out, in, kernel, kernel, kernel]` and `bias` `[out]`, PyTorch's names.
@@ -50,8 +52,8 @@ impl Conv3d {
     /// A convolution from its weight `[out, in, k, k, k]`, optional bias `[out]` and padding (the
     /// same on every side). A weight of another shape is refused by [`Module::forward`].
     pub fn new(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Self {
-        let taps = tap_weights(&weight, bias.as_ref(), 5);
-        Self { weight, bias, padding, taps }
+        let cpu = CpuConv::new(&weight, bias.as_ref(), 5);
+        Self { weight, bias, padding, cpu }
     }
 
     /// The weight `[out, in, k, k, k]`.
@@ -159,11 +161,13 @@ impl Conv3d {
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, k, size) = self.geometry(x)?;
-        match &self.taps {
-            Some((taps, bias)) if x.device().is_cpu() && x.dtype() == DType::F32 => {
-                self.forward_taps(&x.contiguous()?, taps, bias, k, size)
-            }
-            _ => self.forward_slices(x, k, size, SLICE_BUDGET),
+        if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+            return self.forward_slices(x, k, size, SLICE_BUDGET);
+        }
+        match &self.cpu {
+            Some(CpuConv::Winograd(u, bias)) => winograd_conv(&x.contiguous()?, u, bias, self.padding, self.padding),
+            Some(CpuConv::Taps(taps, bias)) => self.forward_taps(&x.contiguous()?, taps, bias, k, size),
+            None => self.forward_slices(x, k, size, SLICE_BUDGET),
         }
     }
 }
@@ -174,25 +178,32 @@ mod tests {
     use candle_core::Device;
 
     /// The whole-tensor path in chunks of output depths (a tiny budget) gives the one-chunk
-    /// result and the CPU tap path's.
+    /// result, and the CPU paths (Winograd's for k = 3, the taps' for k = 2) give it too.
     #[test]
-    fn depth_chunks_give_the_same_convolution() -> Result<()> {
+    fn depth_chunks_and_cpu_paths_give_the_same_convolution() -> Result<()> {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f64, 1., (2, 3, 5, 4, 6), &dev)?;
-        let weight = Tensor::randn(0f64, 0.3, (4, 3, 3, 3, 3), &dev)?;
-        let bias = Tensor::randn(0f64, 1., 4, &dev)?;
-        let conv = Conv3d::new(weight.clone(), Some(bias.clone()), 1);
-        let (_, k, size) = conv.geometry(&x)?;
-        let whole = conv.forward_slices(&x, k, size, usize::MAX)?;
-        let f32 = |t: &Tensor| t.to_dtype(DType::F32);
-        let taps = Conv3d::new(f32(&weight)?, Some(f32(&bias)?), 1).forward(&f32(&x)?)?.to_dtype(DType::F64)?;
-        for budget in [1, 2 * 3 * 9 * 4 * 6 * 2, 2 * 3 * 9 * 4 * 6 * 3] {
-            let chunked = conv.forward_slices(&x, k, size, budget)?;
-            let diff = (&chunked - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-            assert!(diff < 1e-12, "budget {budget}: {diff}");
+        for (k, winograd) in [(3, true), (2, false)] {
+            let weight = Tensor::randn(0f64, 0.3, (4, 3, k, k, k), &dev)?;
+            let bias = Tensor::randn(0f64, 1., 4, &dev)?;
+            let conv = Conv3d::new(weight.clone(), Some(bias.clone()), 1);
+            let (_, k, size) = conv.geometry(&x)?;
+            let whole = conv.forward_slices(&x, k, size, usize::MAX)?;
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+            let cpu = Conv3d::new(f32(&weight)?, Some(f32(&bias)?), 1);
+            assert_eq!(matches!(cpu.cpu, Some(CpuConv::Winograd(..))), winograd, "kernel {k}");
+            let fast = cpu.forward(&f32(&x)?)?.to_dtype(DType::F64)?;
+            let slice = k * k * 4 * 6;
+            for budget in [1, 2 * 3 * slice * 2, 2 * 3 * slice * 3] {
+                let chunked = conv.forward_slices(&x, k, size, budget)?;
+                let diff = (&chunked - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+                assert!(diff < 1e-12, "kernel {k}, budget {budget}: {diff}");
+            }
+            // Relative to the output's scale: Winograd's transforms round more than a direct sum.
+            let diff = (&fast - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+            let scale = whole.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?.max(1.0);
+            assert!(diff < 1e-5 * scale, "kernel {k}: the CPU path against slices: {diff} of {scale}");
         }
-        let diff = (&taps - &whole)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-        assert!(diff < 1e-5, "taps against slices: {diff}");
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! elements on the host. The LSTM loops over time steps, which a recurrence cannot avoid, but
 //! each step is one batched product for both directions. Some ops have a CPU kernel besides,
 //! because whole-tensor ops cost most of their CPU time in memory passes: [`tap_conv1d`] and
-//! the fused [`AdaIn1d::forward_snake`] (Kokoro's vocoder), [`Conv3d`], [`grid_sample_3d`] and
+//! the fused [`AdaIn1d::forward_snake`] (Kokoro's vocoder), [`Conv2d`], [`Conv3d`], [`grid_sample_3d`] and
 //! [`depthwise_conv2d`] (LivePortrait); on other devices the same results come from
 //! whole-tensor ops.
 //!
@@ -45,10 +45,11 @@
 //! - [`instance_norm_2d`]: `nn.InstanceNorm2d` without affine parameters.
 //! - [`BatchNorm`], [`BATCH_NORM_EPS`]: `nn.BatchNorm2d` / `nn.BatchNorm3d` in inference.
 //! - [`spectral_norm_weight`]: `torch.nn.utils.spectral_norm`'s weight in `eval()`.
-//! - [`Conv2d`], [`conv2d`]: `nn.Conv2d`; with stride 1 on the CPU a tap convolution, faster than
-//!   candle's im2col tiles.
-//! - [`Conv3d`], [`conv3d`]: a stride-1 `nn.Conv3d` with a cubic kernel; on the CPU a tap
-//!   convolution like [`tap_conv1d`] over the padded, flattened volume.
+//! - [`Conv2d`], [`conv2d`]: `nn.Conv2d`; with stride 1 on the CPU Winograd's F(2 × 2, 3 × 3) for
+//!   3 × 3 kernels and a tap convolution for others, both faster than candle's im2col tiles.
+//! - [`Conv3d`], [`conv3d`]: a stride-1 `nn.Conv3d` with a cubic kernel; on the CPU Winograd's
+//!   F(2 × 2, 3 × 3) per depth tap for 3 × 3 × 3 kernels and otherwise a tap convolution like
+//!   [`tap_conv1d`] over the padded, flattened volume.
 //! - [`grid_sample_3d`]: `F.grid_sample` on volumes (trilinear, zeros padding,
 //!   `align_corners=False`).
 //! - [`depthwise_conv2d`]: `nn.Conv2d` with `groups == channels` (ConvNeXt's 7×7), without
@@ -69,6 +70,7 @@ mod spectral_norm;
 mod stft;
 mod tap_conv;
 mod weight_norm;
+mod winograd;
 
 pub use atan2::atan2;
 pub use batch_norm::{BatchNorm, BATCH_NORM_EPS};

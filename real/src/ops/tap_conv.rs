@@ -39,7 +39,7 @@ pub fn tap_conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, padding: usize, dila
 /// A convolution's weight `[out, in, k…]` laid out tap-first, `[taps, out, in]` contiguous, and
 /// its bias `[out]` contiguous (zeros without one): what [`tap_conv`] takes. `None` where the tap
 /// path does not apply (not f32 on the CPU, a rank other than `rank`, a bias of another length).
-pub(crate) fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<(Tensor, Tensor)> {
+fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<(Tensor, Tensor)> {
     let dims = weight.dims();
     if !weight.device().is_cpu() || weight.dtype() != candle_core::DType::F32 || dims.len() != rank || rank < 3 {
         return None;
@@ -57,6 +57,31 @@ pub(crate) fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -
         Ok((taps, bias))
     };
     laid_out().ok()
+}
+
+/// How a stride-1, ungrouped convolution runs on the CPU in f32, with its weights laid out for
+/// that path.
+#[derive(Debug, Clone)]
+pub(crate) enum CpuConv {
+    /// 3 × 3 in-plane kernels: Winograd's F(4 × 4, 3 × 3) (`winograd`), weights `[kd, 36, out,
+    /// in]` and bias `[out]`.
+    Winograd(Tensor, Tensor),
+    /// Other kernels: the tap convolution, weights `[taps, out, in]` and bias `[out]`.
+    Taps(Tensor, Tensor),
+}
+
+impl CpuConv {
+    /// The path for a weight `[out, in, k…]` of `rank` dimensions and its bias; `None` where
+    /// neither applies (not f32 on the CPU, another rank).
+    pub(crate) fn new(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<Self> {
+        if weight.rank() != rank {
+            return None;
+        }
+        if let Some((u, b)) = super::winograd::winograd_weights(weight, bias) {
+            return Some(Self::Winograd(u, b));
+        }
+        tap_weights(weight, bias, rank).map(|(taps, b)| Self::Taps(taps, b))
+    }
 }
 
 /// Runs the tap convolution `op` (its shifts, output length and stripe width) on x `(batch, in,
@@ -141,7 +166,16 @@ impl CustomOp3 for TapConv {
 /// # Safety
 /// The pointers must hold the matrices the sizes and leading dimensions describe.
 #[allow(clippy::too_many_arguments)]
-unsafe fn add_product(m: usize, n: usize, k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+pub(crate) unsafe fn add_product(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     #[cfg(feature = "openblas")]
     crate::blas::sgemm_accumulate(m, n, k, a, k, b, ldb, c, ldc);
     #[cfg(not(feature = "openblas"))]
