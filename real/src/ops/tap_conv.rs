@@ -49,12 +49,7 @@ fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<(T
     let order: Vec<usize> = (2..rank).chain([0, 1]).collect();
     let laid_out = || -> Result<(Tensor, Tensor)> {
         let taps = weight.permute(order)?.reshape((taps, out, c_in))?.contiguous()?;
-        let bias = match bias {
-            Some(b) if b.dims() == [out] => b.contiguous()?,
-            Some(b) => bail!("bias of shape {:?} for {out} outputs", b.dims()),
-            None => Tensor::zeros(out, candle_core::DType::F32, weight.device())?,
-        };
-        Ok((taps, bias))
+        Ok((taps, bias_or_zeros(bias, out, weight)?))
     };
     laid_out().ok()
 }
@@ -81,6 +76,15 @@ impl CpuConv {
             return Some(Self::Winograd(u, b));
         }
         tap_weights(weight, bias, rank).map(|(taps, b)| Self::Taps(taps, b))
+    }
+}
+
+/// A CPU convolution's bias `[out]` contiguous, or zeros on `weight`'s device without one.
+pub(crate) fn bias_or_zeros(bias: Option<&Tensor>, out: usize, weight: &Tensor) -> Result<Tensor> {
+    match bias {
+        Some(b) if b.dims() == [out] => b.contiguous(),
+        Some(b) => bail!("bias of shape {:?} for {out} outputs", b.dims()),
+        None => Tensor::zeros(out, candle_core::DType::F32, weight.device()),
     }
 }
 

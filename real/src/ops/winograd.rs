@@ -23,7 +23,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::cpu_f32;
-use super::tap_conv::add_product;
+use super::tap_conv::{add_product, bias_or_zeros};
 
 /// The in-plane kernel this transform is for.
 const KERNEL: usize = 3;
@@ -76,12 +76,7 @@ pub(crate) fn winograd_weights(weight: &Tensor, bias: Option<&Tensor>) -> Option
             }
         }
         let u = Tensor::from_vec(u, (kd, E, out, c_in), weight.device())?;
-        let bias = match bias {
-            Some(b) if b.dims() == [out] => b.contiguous()?,
-            Some(b) => bail!("bias of shape {:?} for {out} outputs", b.dims()),
-            None => Tensor::zeros(out, DType::F32, weight.device())?,
-        };
-        Ok((u, bias))
+        Ok((u, bias_or_zeros(bias, out, weight)?))
     };
     laid_out().ok()
 }
