@@ -171,6 +171,12 @@ impl WarpingNetwork {
     /// multiples of `2^num_blocks`), keypoints `(B, num_kp, 3)` in the volume's coordinates.
     pub fn forward(&self, feature_3d: &Tensor, kp_driving: &Tensor, kp_source: &Tensor) -> Result<Warped> {
         let motion = self.dense_motion_network.forward(feature_3d, kp_driving, kp_source)?;
+        self.warp(feature_3d, motion)
+    }
+
+    /// The rest of [`Self::forward`] once the dense motion network has run: deform the volume,
+    /// `third`, `fourth`, the occlusion map.
+    pub fn warp(&self, feature_3d: &Tensor, motion: DenseMotion) -> Result<Warped> {
         let warped = grid_sample_3d(feature_3d, &motion.deformation)?;
         let (b, c, d, h, w) = warped.dims5()?;
         let out = self.fourth.forward(&self.third.forward(&warped.reshape((b, c * d, h, w))?)?)?;
