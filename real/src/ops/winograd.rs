@@ -17,7 +17,7 @@
 //! transforms scale values by up to 5 and 8, and on the SPADE generator's parity fixture (whose
 //! folded spectral norms amplify every rounding) it erred 4× more than PyTorch's own f32 sum
 //! (3.2e-4 against 7.9e-5 on `middle_0`). F(2 × 2)'s transforms add and subtract only, and it
-//! errs less than PyTorch there (6.0e-5); docs/decisions.md D18.
+//! errs less than PyTorch there (5.4e-5); docs/decisions.md D18.
 
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -262,11 +262,20 @@ fn transform_input(x: &[f32], g: &Grid, first: usize, n: usize, v: &mut [f32], r
                     continue;
                 }
                 let row = &x[r as usize * g.w..(r as usize + 1) * g.w];
-                let at = |s: isize| if s >= 0 && (s as usize) < g.w { row[s as usize] } else { 0.0 };
-                for k in 0..=len {
-                    let s = left + (M * k) as isize;
-                    even[k] = at(s);
-                    odd[k] = at(s + 1);
+                let span = M * (len + 1);
+                if left >= 0 && left as usize + span <= g.w {
+                    // Inside the plane: a straight split.
+                    let pairs = row[left as usize..left as usize + span].chunks_exact(M);
+                    for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                        (*e, *o) = (pair[0], pair[1]);
+                    }
+                } else {
+                    let at = |s: isize| if s >= 0 && (s as usize) < g.w { row[s as usize] } else { 0.0 };
+                    for k in 0..=len {
+                        let s = left + (M * k) as isize;
+                        even[k] = at(s);
+                        odd[k] = at(s + 1);
+                    }
                 }
             }
             // Bᵀ d per input row a: t[a] = (d0 − d2, d1 + d2, d2 − d1, d1 − d3), each a
@@ -307,7 +316,7 @@ fn transform_input(x: &[f32], g: &Grid, first: usize, n: usize, v: &mut [f32], r
 }
 
 /// Aᵀ M A + bias for the output tiles start..start + width, M `[16, out, width]`, into y.
-/// `rows` is scratch of 4 · width at least.
+/// `rows` is scratch of 12 · width at least.
 ///
 /// # Safety
 /// `y` must hold the `(out, depth', height', width')` output `g` describes, and no other thread
@@ -326,18 +335,25 @@ unsafe fn transform_output(
     for (o, &bias) in bias.iter().enumerate() {
         for (z, ti, tj, len, k0) in g.runs(start, width) {
             let src: [&[f32]; E] = std::array::from_fn(|e| &m[(e * c_out + o) * width + k0..][..len]);
-            let (top, bottom) = rows[..4 * len].split_at_mut(2 * len);
-            for k in 0..len {
-                // Aᵀ m per row of M: (m0 + m1 + m2, m1 − m2 − m3) …
-                let r = |a: usize| {
-                    let (m0, m1, m2, m3) = (src[a * A][k], src[a * A + 1][k], src[a * A + 2][k], src[a * A + 3][k]);
-                    [m0 + m1 + m2, m1 - m2 - m3]
-                };
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                // … and per column.
-                for s in 0..M {
-                    top[M * k + s] = r0[s] + r1[s] + r2[s] + bias;
-                    bottom[M * k + s] = r1[s] - r2[s] - r3[s] + bias;
+            // Aᵀ M per column b of M: c[b] = (m0b + m1b + m2b, m1b − m2b − m3b), each a
+            // unit-stride line over the run's tiles …
+            let (lines, rest) = rows.split_at_mut(2 * A * len);
+            for b in 0..A {
+                let (m0, m1, m2, m3) = (src[b], src[A + b], src[2 * A + b], src[3 * A + b]);
+                let (c0, c1) = lines[2 * b * len..(2 * b + 2) * len].split_at_mut(len);
+                for k in 0..len {
+                    c0[k] = m0[k] + m1[k] + m2[k];
+                    c1[k] = m1[k] - m2[k] - m3[k];
+                }
+            }
+            // … then · A per output row r, interleaving each tile's two columns.
+            let (top, bottom) = rest[..2 * M * len].split_at_mut(M * len);
+            for (r, out) in [&mut *top, &mut *bottom].into_iter().enumerate() {
+                let line = |b: usize| &lines[(2 * b + r) * len..(2 * b + r + 1) * len];
+                let (l0, l1, l2, l3) = (line(0), line(1), line(2), line(3));
+                for k in 0..len {
+                    out[M * k] = l0[k] + l1[k] + l2[k] + bias;
+                    out[M * k + 1] = l1[k] - l2[k] - l3[k] + bias;
                 }
             }
             let (row, col) = (ti * M, tj * M);
