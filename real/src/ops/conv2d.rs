@@ -98,7 +98,7 @@ impl Conv2d {
         }
     }
 
-    /// The CPU path for 3 × 3 kernels: Winograd's F(4 × 4, 3 × 3) on x as one depth plane.
+    /// The CPU path for 3 × 3 kernels: Winograd's F(2 × 2, 3 × 3) on x as one depth plane.
     fn forward_winograd(&self, x: &Tensor, u: &Tensor, bias: &Tensor) -> Result<Tensor> {
         self.output_size(x)?;
         let padding = self.inner.config().padding;

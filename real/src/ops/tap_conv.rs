@@ -58,7 +58,7 @@ fn tap_weights(weight: &Tensor, bias: Option<&Tensor>, rank: usize) -> Option<(T
 /// that path.
 #[derive(Debug, Clone)]
 pub(crate) enum CpuConv {
-    /// 3 × 3 in-plane kernels: Winograd's F(4 × 4, 3 × 3) (`winograd`), weights `[kd, 36, out,
+    /// 3 × 3 in-plane kernels: Winograd's F(2 × 2, 3 × 3) (`winograd`), weights `[kd, 16, out,
     /// in]` and bias `[out]`.
     Winograd(Tensor, Tensor),
     /// Other kernels: the tap convolution, weights `[taps, out, in]` and bias `[out]`.
